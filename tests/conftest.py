@@ -1,0 +1,59 @@
+"""Fixtures shared by every suite: clean settings per test and a client for the real app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from wtrunner.app import create_app
+from wtrunner.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+SettingsFactory = Callable[..., Settings]
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own WTRUNNER_* or ECOSCOPE_* variables must not change what tests see."""
+    for name in list(os.environ):
+        if name.startswith(("WTRUNNER_", "ECOSCOPE_WORKFLOWS_", "WT_")) and name != (
+            "WTRUNNER_REQUIRE_EMULATORS"
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("PORT", raising=False)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Build Settings for a test: its own cache dir, anything else as given."""
+
+    def factory(**overrides: Any) -> Settings:
+        overrides.setdefault("cache_dir", tmp_path / "cache")
+        return Settings(**overrides)
+
+    return factory
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    make_settings: SettingsFactory,
+) -> ClientFactory:
+    """Start the real application from the factory and return a test client for it."""
+
+    async def factory(
+        settings: Settings | None = None, app: web.Application | None = None, **overrides: Any
+    ) -> TestClient[web.Request, web.Application]:
+        if app is None:
+            app = create_app(settings or make_settings(**overrides))
+        return await aiohttp_client(app)
+
+    return factory

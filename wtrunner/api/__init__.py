@@ -1,0 +1,1 @@
+"""The HTTP layer: request parsing, response rendering, middlewares, the route table."""

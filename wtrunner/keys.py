@@ -1,0 +1,11 @@
+"""Typed application state: every ``web.AppKey`` wtrunner stores, declared in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .readiness import Readiness
+from .settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+READINESS = web.AppKey("readiness", Readiness)

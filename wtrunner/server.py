@@ -1,0 +1,56 @@
+"""Run the application as a server with a graceful shutdown on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from .app import create_app
+from .keys import READINESS
+from .logs import AccessLogger
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully.
+
+    Shutdown: readiness flips to 503, listeners close, in-flight requests get
+    ``WTRUNNER_SHUTDOWN_TIMEOUT`` seconds, then the cleanup contexts run in reverse order.
+    """
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        shutdown_timeout=settings.shutdown_timeout,
+        handle_signals=False,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, signum, stop)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        for address in runner.addresses:
+            log.info("wtrunner listening on http://%s:%s", *address[:2])
+        await stop.wait()
+        log.info(
+            "shutting down: no new work, in-flight requests get %ss", settings.shutdown_timeout
+        )
+        app[READINESS].begin_shutdown()
+    finally:
+        await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("shutdown complete")
+
+
+def _on_signal(signum: int, stop: asyncio.Event) -> None:
+    log.info("received %s", signal.Signals(signum).name)
+    stop.set()

@@ -1,0 +1,259 @@
+"""Every environment variable wtrunner reads, typed, in one place (design §11).
+
+Each field names the variable it reads in ``validation_alias``; code and tests may also pass
+field names as keyword arguments (``Settings(cache_dir=...)``). Lists are comma-separated
+strings. :func:`load_settings` turns a validation failure into a :class:`SettingsError` whose
+message names the variable, so start-up stops with a sentence rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GIB = 1024**3
+MIB = 1024**2
+
+DEFAULT_CHILD_ENV_PASSTHROUGH = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "STORAGE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "TZ",
+    "LANG",
+    "LC_*",
+    "WT_*",
+)
+
+
+class SettingsError(Exception):
+    """Raised when an environment variable holds a value wtrunner cannot use."""
+
+
+def _split_commas(value: Any) -> Any:
+    """Turn ``"a, b,,c"`` into ``("a", "b", "c")``; leave sequences as they are."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wtrunner"
+
+
+def _default_max_runs() -> int:
+    return 4 * (os.cpu_count() or 1)
+
+
+def _env(*names: str) -> AliasChoices:
+    # AliasChoices tries the names in order: the first one set wins.
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one wtrunner process."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, validate_default=True
+    )
+
+    host: str = Field("127.0.0.1", validation_alias=_env("WTRUNNER_HOST"))
+    port: int = Field(8080, ge=0, le=65535, validation_alias=_env("WTRUNNER_PORT", "PORT"))
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir, validation_alias=_env("WTRUNNER_CACHE_DIR")
+    )
+    channels: CommaList = Field((), validation_alias=_env("WTRUNNER_CHANNELS"))
+    prefixes: CommaList = Field((), validation_alias=_env("WTRUNNER_PREFIXES"))
+    env_cache_max: int = Field(32, ge=1, validation_alias=_env("WTRUNNER_ENV_CACHE_MAX"))
+    env_cache_max_bytes: int = Field(
+        20 * GIB, ge=0, validation_alias=_env("WTRUNNER_ENV_CACHE_MAX_BYTES")
+    )
+    solve_cache_seconds: float = Field(
+        60.0, ge=0, validation_alias=_env("WTRUNNER_SOLVE_CACHE_SECONDS")
+    )
+    max_concurrent_runs: int = Field(
+        default_factory=_default_max_runs,
+        ge=1,
+        validation_alias=_env("WTRUNNER_MAX_CONCURRENT_RUNS"),
+    )
+    max_queued_runs: int = Field(100, ge=0, validation_alias=_env("WTRUNNER_MAX_QUEUED_RUNS"))
+    kill_grace_seconds: float = Field(
+        10.0, ge=0, validation_alias=_env("WTRUNNER_KILL_GRACE_SECONDS")
+    )
+    shutdown_timeout: float = Field(30.0, ge=0, validation_alias=_env("WTRUNNER_SHUTDOWN_TIMEOUT"))
+    max_body_bytes: int = Field(16 * MIB, ge=1, validation_alias=_env("WTRUNNER_MAX_BODY_BYTES"))
+    results_roots: CommaList = Field((), validation_alias=_env("WTRUNNER_RESULTS_ROOTS"))
+    child_env_passthrough: CommaList = Field(
+        DEFAULT_CHILD_ENV_PASSTHROUGH, validation_alias=_env("WTRUNNER_CHILD_ENV_PASSTHROUGH")
+    )
+    object_store_options: Annotated[SecretStr, NoDecode] = Field(
+        SecretStr(""), validation_alias=_env("WTRUNNER_OBJECT_STORE_OPTIONS")
+    )
+    keep_run_dirs: bool = Field(False, validation_alias=_env("WTRUNNER_KEEP_RUN_DIRS"))
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("WTRUNNER_LOG_FORMAT")
+    )
+
+    pubsub_subscription: str = Field("", validation_alias=_env("WTRUNNER_PUBSUB_SUBSCRIPTION"))
+    pubsub_max_messages: int | None = Field(
+        None, ge=1, validation_alias=_env("WTRUNNER_PUBSUB_MAX_MESSAGES")
+    )
+    pubsub_lease_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("WTRUNNER_PUBSUB_LEASE_SECONDS")
+    )
+    pubsub_drain_seconds: float = Field(
+        60.0, ge=0, validation_alias=_env("WTRUNNER_PUBSUB_DRAIN_SECONDS")
+    )
+    pubsub_max_run_seconds: float = Field(
+        570.0, gt=0, validation_alias=_env("WTRUNNER_PUBSUB_MAX_RUN_SECONDS")
+    )
+
+    batch_endpoint: str = Field("", validation_alias=_env("WTRUNNER_BATCH_ENDPOINT"))
+    batch_entrypoint_prefix: str = Field(
+        "pixi run -e default", validation_alias=_env("WTRUNNER_BATCH_ENTRYPOINT_PREFIX")
+    )
+
+    require_emulators: bool = Field(False, validation_alias=_env("WTRUNNER_REQUIRE_EMULATORS"))
+
+    # Names shared with the earlier implementation and its deployments.
+    matchspec_override: str = Field(
+        "", validation_alias=_env("ECOSCOPE_WORKFLOWS_MATCHSPEC_OVERRIDE")
+    )
+    otel_exporter: Literal["console", "gcp"] | None = Field(
+        None, validation_alias=_env("ECOSCOPE_WORKFLOWS_OTEL_EXPORTER")
+    )
+    otel_console_exporter_dst: Literal["stdout", "file"] = Field(
+        "file", validation_alias=_env("ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_DST")
+    )
+    otel_console_exporter_file_dst_target_dir: Path | None = Field(
+        None, validation_alias=_env("ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR")
+    )
+    results_env_var: str = Field(
+        "WT_RESULTS", min_length=1, validation_alias=_env("WT_INVOKERS__RESULTS_ENV_VAR")
+    )
+    google_cloud_project: str = Field("", validation_alias=_env("GOOGLE_CLOUD_PROJECT"))
+    cloud_run_region: str = Field("", validation_alias=_env("CLOUD_RUN_REGION"))
+    batch_service_account: str = Field("", validation_alias=_env("BATCH_SERVICE_ACCOUNT"))
+
+    @field_validator("otel_exporter", mode="before")
+    @classmethod
+    def _empty_exporter_is_off(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("otel_console_exporter_file_dst_target_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("object_store_options", mode="before")
+    @classmethod
+    def _options_are_a_json_object(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, dict):
+            raw = json.dumps(raw)
+        if raw in ("", None):
+            return ""
+        try:
+            parsed = json.loads(raw)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "must be a JSON object (its value is not shown: it may hold secrets)"
+            ) from None
+        if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+            raise ValueError('must be a JSON object of objects, e.g. {"gs": {"base_url": "..."}}')
+        return raw
+
+    @model_validator(mode="after")
+    def _console_file_needs_a_directory(self) -> Settings:
+        if (
+            self.otel_exporter == "console"
+            and self.otel_console_exporter_dst == "file"
+            and self.otel_console_exporter_file_dst_target_dir is None
+        ):
+            raise ValueError(
+                "ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR is required when "
+                "ECOSCOPE_WORKFLOWS_OTEL_EXPORTER=console and the console destination is 'file'"
+            )
+        return self
+
+    def store_options(self, scheme: str) -> dict[str, str]:
+        """The obstore options configured for URLs of ``scheme`` (``gs``, ``s3``, ``file``...)."""
+        raw = self.object_store_options.get_secret_value()
+        options: dict[str, dict[str, str]] = json.loads(raw) if raw else {}
+        return dict(options.get(scheme, {}))
+
+    def env_var_name(self, field: str) -> str:
+        """The environment variable that sets ``field`` (the first name it is read from)."""
+        alias = type(self).model_fields[field].validation_alias
+        assert isinstance(alias, AliasChoices)
+        first = alias.choices[0]
+        assert isinstance(first, str)
+        return first
+
+    def describe(self) -> dict[str, Any]:
+        """The effective settings keyed by variable name, secrets masked (``wtrunner settings``)."""
+        described: dict[str, Any] = {}
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            described[self.env_var_name(field)] = value
+        return described
+
+
+SECRET_FIELDS = frozenset({"object_store_options"})
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (plus ``overrides``), or raise SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe_errors(exc)) from None
+
+
+def _describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        name = _variable_for(name)
+        message = error["msg"].removeprefix("Value error, ")
+        if name in {_variable_for(f) for f in SECRET_FIELDS} or not error["loc"]:
+            lines.append(f"{name}: {message}")
+        else:
+            lines.append(f"{name}: {message} (got {error['input']!r})")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _variable_for(name: str) -> str:
+    field = Settings.model_fields.get(name)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        first = field.validation_alias.choices[0]
+        return first if isinstance(first, str) else name
+    return name
