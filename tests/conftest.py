@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from wtrunner.app import create_app
+from wtrunner.channel import build_channel
 from wtrunner.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,12 +33,21 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PORT", raising=False)
 
 
+@pytest.fixture(scope="session")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real local channel: examples/ and tests/workflows/ packed into .conda packages."""
+    output = tmp_path_factory.mktemp("channel")
+    asyncio.run(build_channel([REPO / "examples", REPO / "tests" / "workflows"], output))
+    return output
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> SettingsFactory:
-    """Build Settings for a test: its own cache dir, anything else as given."""
+def make_settings(tmp_path: Path, channel: Path) -> SettingsFactory:
+    """Build Settings for a test: its own cache dir, the session channel, the rest as given."""
 
     def factory(**overrides: Any) -> Settings:
         overrides.setdefault("cache_dir", tmp_path / "cache")
+        overrides.setdefault("channels", (channel.as_uri(),))
         return Settings(**overrides)
 
     return factory

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .settings import SettingsError, load_settings
@@ -23,6 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default: WTRUNNER_PORT or PORT)")
 
     commands.add_parser("settings", help="print the effective settings (secrets masked)")
+
+    channel = commands.add_parser("channel", help="local conda channels of workflow packages")
+    channel_commands = channel.add_subparsers(dest="channel_command", required=True)
+    build = channel_commands.add_parser(
+        "build", help="pack workflow source dirs into .conda packages and index the channel"
+    )
+    build.add_argument(
+        "sources", nargs="+", type=Path, help="workflow source dirs, or dirs holding them"
+    )
+    build.add_argument("--output", required=True, type=Path, help="the channel directory")
     return parser
 
 
@@ -40,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wtrunner: {exc}", file=sys.stderr)
         return 2
 
+    if args.command == "channel":
+        return _channel_build(args.sources, args.output)
     if args.command == "settings":
         print(json.dumps(settings.describe(), indent=2))
         return 0
@@ -48,6 +61,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server import serve
 
         configure_logging(settings.log_format)
-        asyncio.run(serve(settings))
+        try:
+            asyncio.run(serve(settings))
+        except SettingsError as exc:
+            print(f"wtrunner: {exc}", file=sys.stderr)
+            return 2
         return 0
     raise AssertionError(f"unknown command {args.command}")
+
+
+def _channel_build(sources: list[Path], output: Path) -> int:
+    from .channel import ChannelBuildError, build_channel
+
+    try:
+        report = asyncio.run(build_channel(sources, output))
+    except ChannelBuildError as exc:
+        print(f"wtrunner: {exc}", file=sys.stderr)
+        return 2
+    for filename in report.built:
+        print(f"built     {filename}")
+    for filename in report.unchanged:
+        print(f"unchanged {filename}")
+    for filename in report.removed:
+        print(f"removed   {filename}")
+    print(f"channel: {output.resolve().as_uri()}")
+    return 0

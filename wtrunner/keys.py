@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .environments import Environments
 from .readiness import Readiness
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 READINESS = web.AppKey("readiness", Readiness)
+ENVIRONMENTS = web.AppKey("environments", Environments)

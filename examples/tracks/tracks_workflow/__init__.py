@@ -1,0 +1,1 @@
+"""Per-animal movement summaries (distance, duration, speed) from GPS fixes."""

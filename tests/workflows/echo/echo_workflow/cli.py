@@ -1,0 +1,57 @@
+"""Echoes what it was given: params, flags, working directory and chosen variables."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from wtrunner.workflow_kit import RunContext, Workflow
+from wtrunner.workflow_kit import main as kit_main
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "echo": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "env": {"type": "array", "items": {"type": "string"}},
+                "raise": {"type": "string"},
+                "count": {"type": "integer", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
+        "extra": {"type": "object"},
+    },
+    "required": ["echo"],
+    "additionalProperties": False,
+}
+
+
+def run(context: RunContext) -> dict[str, Any]:
+    echo = context.task_params("echo")
+    if "raise" in echo:
+        raise RuntimeError(echo["raise"])
+    return {
+        "params": context.params,
+        "mock_io": context.mock_io,
+        "execution_mode": context.execution_mode,
+        "otel_exporter": context.otel_exporter,
+        "otel_console_exporter_dst": context.otel_console_exporter_dst,
+        "cwd": os.getcwd(),
+        "env": {name: os.environ.get(name) for name in echo.get("env", [])},
+        "env_names": sorted(os.environ),
+    }
+
+
+WORKFLOW = Workflow(
+    name="wt-test-echo-workflow",
+    params_schema=SCHEMA,
+    run=run,
+    form_sections={"Echo": ["echo"]},
+    data_connections={"EchoConnection": ["echo"]},
+)
+
+
+def main() -> int:
+    return kit_main(WORKFLOW)
