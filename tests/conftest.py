@@ -68,3 +68,38 @@ def make_client(
         return await aiohttp_client(app)
 
     return factory
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> Client:
+    """The app on the session channel, with a short kill grace period."""
+    return await make_client(kill_grace_seconds=0.5)
+
+
+async def post_run(
+    client: Client,
+    matchspec: str | None,
+    params: dict[str, Any],
+    results: Path | str,
+    *,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    **body: Any,
+) -> tuple[int, Any]:
+    """POST / with the usual body (sequential, mock I/O); returns (status, JSON body)."""
+    payload: dict[str, Any] = {
+        "params": params,
+        "execution_mode": "sequential",
+        "mock_io": True,
+        "results_url": str(results),
+        **body,
+    }
+    payload = {key: value for key, value in payload.items() if value is not None}
+    all_query = {"matchspec": matchspec} if matchspec else {}
+    all_query.update(query or {})
+    response = await client.post("/", params=all_query, json=payload, headers=headers)
+    assert response.content_type == "application/json"
+    return response.status, await response.json()

@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.processes import free_port, wait_until_answering
@@ -60,3 +63,91 @@ def test_serve_logs_json_lines_without_probes(tmp_path: Path) -> None:
     access = [r for r in records if r["logger"] == "aiohttp.access"]
     assert [r["path"] for r in access] == ["/openapi.json"]
     assert access[0]["status"] == 200 and access[0]["request_id"]
+
+
+def _post_in_thread(port: int, query: str, body: dict[str, object]) -> dict[str, object]:
+    """POST / from a worker thread; the outcome lands in the returned dict."""
+    outcome: dict[str, object] = {}
+
+    def post() -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/?{query}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                outcome["status"] = response.status
+                outcome["body"] = json.load(response)
+        except Exception as exc:  # the connection may be cut on purpose
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> None:
+    process, port = _start_server(tmp_path, WTRUNNER_CHANNELS=channel.as_uri())
+    runs_dir = tmp_path / "cache" / "runs"
+    try:
+        outcome = _post_in_thread(
+            port,
+            "matchspec=wt-test-slow-workflow",
+            {
+                "params": {"sleep": {"seconds": 2}},
+                "execution_mode": "sequential",
+                "mock_io": False,
+                "results_url": str(tmp_path / "results"),
+            },
+        )
+        _wait_for(lambda: runs_dir.exists() and any(runs_dir.iterdir()))
+        process.send_signal(signal.SIGTERM)
+        outcome["thread"].join(60)  # type: ignore[attr-defined]
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert outcome.get("status") == 200, outcome
+    assert outcome["body"]["result"] == {"slept": 2.0}  # type: ignore[index]
+    assert process.returncode == 0
+    assert b"Traceback" not in stderr
+
+
+def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: Path) -> None:
+    process, port = _start_server(
+        tmp_path,
+        WTRUNNER_CHANNELS=channel.as_uri(),
+        WTRUNNER_SHUTDOWN_TIMEOUT="1",
+        WTRUNNER_KILL_GRACE_SECONDS="1",
+    )
+    pid_file = tmp_path / "grandchild.pid"
+    try:
+        outcome = _post_in_thread(
+            port,
+            "matchspec=wt-test-orphan-workflow",
+            {
+                "params": {"orphan": {"pid_file": str(pid_file), "then": "sleep"}},
+                "execution_mode": "sequential",
+                "mock_io": False,
+                "results_url": str(tmp_path / "results"),
+            },
+        )
+        _wait_for(lambda: pid_file.exists() and pid_file.read_text() != "")
+        grandchild = int(pid_file.read_text())
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        outcome["thread"].join(60)  # type: ignore[attr-defined]
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr
+    # the workflow and the grandchild that ignores SIGTERM are gone: no process, no zombie
+    _wait_for(lambda: not Path(f"/proc/{grandchild}").exists(), timeout=10)

@@ -25,6 +25,17 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("settings", help="print the effective settings (secrets masked)")
 
+    run = commands.add_parser(
+        "run", help="run a workflow once through the service's run path; print its result JSON"
+    )
+    run.add_argument("matchspec", help="conda MatchSpec of the workflow package")
+    run.add_argument("--params", required=True, type=Path, help="params file (YAML or JSON)")
+    run.add_argument("--results-url", required=True, help="absolute path or URL for result.json")
+    run.add_argument("--timeout", type=float, help="seconds before the run is ended")
+    run.add_argument("--mock-io", action=argparse.BooleanOptionalAction, default=False)
+    run.add_argument("--execution-mode", choices=["sequential", "async"], default="sequential")
+    run.add_argument("--invoker-type", default="BlockingLocalSubprocessInvoker")
+
     channel = commands.add_parser("channel", help="local conda channels of workflow packages")
     channel_commands = channel.add_subparsers(dest="channel_command", required=True)
     build = channel_commands.add_parser(
@@ -51,6 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wtrunner: {exc}", file=sys.stderr)
         return 2
 
+    if args.command == "run":
+        from .logs import configure_logging
+        from .oneshot import run_once
+
+        configure_logging(settings.log_format)
+        try:
+            status, body = asyncio.run(run_once(settings, args))
+        except SettingsError as exc:
+            print(f"wtrunner: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(body, indent=2))
+        return 0 if status < 400 else 1
     if args.command == "channel":
         return _channel_build(args.sources, args.output)
     if args.command == "settings":

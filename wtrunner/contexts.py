@@ -9,7 +9,12 @@ from aiohttp import web
 
 from .channel import build_channel, examples_dir
 from .environments import Environments
-from .keys import ENVIRONMENTS, SETTINGS
+from .invokers import InvokerContext
+from .keys import ENVIRONMENTS, METADATA, RUNS, SETTINGS
+from .metadata import Metadata
+from .processes import GroupReaper, become_subreaper
+from .results import ResultsStore
+from .runs import RunService, RunSlots
 from .settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -35,3 +40,23 @@ async def environments_context(app: web.Application) -> AsyncIterator[None]:
     await environments.start()
     app[ENVIRONMENTS] = environments
     yield
+
+
+async def runs_context(app: web.Application) -> AsyncIterator[None]:
+    """The run path: run slots, metadata cache, results store, and the reaper of leftovers.
+
+    On shutdown, whatever finished workflows left running is killed and reaped.
+    """
+    settings = app[SETTINGS]
+    become_subreaper()
+    reaper = GroupReaper(settings.kill_grace_seconds)
+    context = InvokerContext(settings, app[ENVIRONMENTS], reaper)
+    app[METADATA] = Metadata(context)
+    app[RUNS] = RunService(
+        context,
+        app[METADATA],
+        ResultsStore(settings),
+        RunSlots(settings.max_concurrent_runs, settings.max_queued_runs),
+    )
+    yield
+    await reaper.close()

@@ -24,10 +24,10 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio.to_thread
 
@@ -38,10 +38,9 @@ from .errors import (
     UpstreamError,
 )
 from .settings import Settings
+from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 BASE_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 METADATA_FILE = "conda-meta/wtrunner-environment.json"
@@ -50,7 +49,9 @@ _SHELL_NOISE = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 _STALE_TEMP_SECONDS = 3600
 
 
-def parse_matchspec(requested: str | None, override: str = "", loc: Sequence[str] = ()) -> Any:
+def parse_matchspec(
+    requested: str | None, override: str = "", loc: Sequence[str | int] = ()
+) -> Any:
     """The ``rattler.MatchSpec`` to run: ``override`` when set, else ``requested``.
 
     A missing or malformed spec is the client's mistake: a 422 naming ``loc``.
@@ -118,27 +119,6 @@ class _Cached:
     expires: float
 
 
-@dataclass
-class _SingleFlight:
-    """Run one coroutine per key at a time; concurrent callers share its outcome."""
-
-    running: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
-
-    async def run(self, key: str, start: Callable[[], Awaitable[T]]) -> T:
-        future = self.running.get(key)
-        if future is None:
-            future = asyncio.ensure_future(start())
-            self.running[key] = future
-            future.add_done_callback(lambda done: self._finished(key, done))
-        result: T = await asyncio.shield(future)
-        return result
-
-    def _finished(self, key: str, future: asyncio.Future[Any]) -> None:
-        self.running.pop(key, None)
-        if not future.cancelled():
-            future.exception()  # retrieved: every waiter may have gone
-
-
 def channel_url(entry: str) -> str:
     """A channel URL for a configured entry: URLs as they are, local paths as ``file://``."""
     if "://" in entry:
@@ -163,8 +143,8 @@ class Environments:
         self.packages_dir = settings.cache_dir / "pkgs"
         self.stats = ResolutionStats()
         self._cache: dict[str, _Cached] = {}
-        self._resolving = _SingleFlight()
-        self._installing = _SingleFlight()
+        self._resolving = SingleFlight()
+        self._installing = SingleFlight()
         self._prefix_activation: dict[Path, dict[str, str]] = {}
         self._in_use: Counter[Path] = Counter()
         self._evicting = asyncio.Lock()

@@ -5,9 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from .environments import Environments
+from .metadata import Metadata
 from .readiness import Readiness
+from .runs import RunService
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 READINESS = web.AppKey("readiness", Readiness)
 ENVIRONMENTS = web.AppKey("environments", Environments)
+METADATA = web.AppKey("metadata", Metadata)
+RUNS = web.AppKey("runs", RunService)

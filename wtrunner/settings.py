@@ -198,10 +198,10 @@ class Settings(BaseSettings):
             )
         return self
 
-    def store_options(self, scheme: str) -> dict[str, str]:
-        """The obstore options configured for URLs of ``scheme`` (``gs``, ``s3``, ``file``...)."""
+    def store_options(self, scheme: str) -> dict[str, Any]:
+        """The obstore options configured for URLs of ``scheme`` (``gs``, ``s3``, ...)."""
         raw = self.object_store_options.get_secret_value()
-        options: dict[str, dict[str, str]] = json.loads(raw) if raw else {}
+        options: dict[str, dict[str, Any]] = json.loads(raw) if raw else {}
         return dict(options.get(scheme, {}))
 
     def env_var_name(self, field: str) -> str:

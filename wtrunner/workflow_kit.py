@@ -28,8 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 import yaml
+
+from .schemas import validation_errors
 
 RESULTS_ENV_VAR_SETTING = "WT_INVOKERS__RESULTS_ENV_VAR"
 DEFAULT_RESULTS_ENV_VAR = "WT_RESULTS"
@@ -134,23 +135,6 @@ class Workflow:
             else:
                 formdata.setdefault(section, {})[task] = kwargs
         return formdata
-
-
-def validation_errors(schema: Mapping[str, Any], instance: Any) -> list[dict[str, Any]]:
-    """Every way ``instance`` fails ``schema``, as jsonschema-native items."""
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator = validator_class(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
-    return [
-        {
-            "message": error.message,
-            "path": list(error.absolute_path),
-            "schema_path": list(error.absolute_schema_path),
-            "validator": str(error.validator),
-            "input": error.instance,
-        }
-        for error in errors
-    ]
 
 
 def results_url_from_env() -> str:

@@ -8,10 +8,18 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
-from . import health
-from .models import OpenAPIDocument, ReadinessResponse, StatusResponse
+from . import health, metadata, runs
+from .models import (
+    ErrorResponse,
+    OpenAPIDocument,
+    ReadinessResponse,
+    RequestErrorResponse,
+    ResponseModel,
+    StatusResponse,
+    ValidationErrorResponse,
+)
 from .openapi import build_openapi
-from .operations import Operation, error_responses
+from .operations import Operation, ResponseModels, error_responses
 
 
 async def openapi_document(request: web.Request) -> web.Response:
@@ -19,7 +27,82 @@ async def openapi_document(request: web.Request) -> web.Response:
     return web.json_response(_openapi())
 
 
+_SCHEMA_422: dict[int, ResponseModels] = {422: (RequestErrorResponse, ValidationErrorResponse)}
+_METADATA_RESPONSES: dict[int, ResponseModels] = {
+    200: (metadata.JsonObject,),
+    **error_responses(404, 422, 500, 502, 503),
+}
+_CONVERSION_RESPONSES: dict[int, ResponseModels] = {
+    200: (metadata.JsonObject,),
+    **error_responses(404, 413, 500, 502, 503),
+    **_SCHEMA_422,
+}
+
 OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "POST",
+        "/",
+        runs.run_workflow,
+        "Run a workflow and answer with its result",
+        {
+            200: (ResponseModel,),
+            202: (ResponseModel,),
+            **error_responses(404, 413, 502, 503),
+            **_SCHEMA_422,
+            500: (ResponseModel, ErrorResponse),
+        },
+        query=runs.RunQuery,
+        headers=runs.TraceHeaders,
+        body=runs.RunBody,
+        tags=("runs",),
+    ),
+    Operation(
+        "GET",
+        "/rjsf",
+        metadata.get_rjsf,
+        "The workflow's React JSON Schema Form",
+        _METADATA_RESPONSES,
+        query=metadata.MetadataQuery,
+        tags=("metadata",),
+    ),
+    Operation(
+        "GET",
+        "/params",
+        metadata.get_params_schema,
+        "The JSON Schema of the workflow's params",
+        _METADATA_RESPONSES,
+        query=metadata.MetadataQuery,
+        tags=("metadata",),
+    ),
+    Operation(
+        "GET",
+        "/data-connection-property-names",
+        metadata.get_data_connection_property_names,
+        "The workflow's data connection properties",
+        _METADATA_RESPONSES,
+        query=metadata.MetadataQuery,
+        tags=("metadata",),
+    ),
+    Operation(
+        "POST",
+        "/formdata-to-params",
+        metadata.formdata_to_params,
+        "Convert hierarchical form data to flat params",
+        _CONVERSION_RESPONSES,
+        query=metadata.MetadataQuery,
+        body=metadata.JsonObject,
+        tags=("metadata",),
+    ),
+    Operation(
+        "POST",
+        "/params-to-formdata",
+        metadata.params_to_formdata,
+        "Convert flat params to hierarchical form data",
+        _CONVERSION_RESPONSES,
+        query=metadata.MetadataQuery,
+        body=metadata.JsonObject,
+        tags=("metadata",),
+    ),
     Operation(
         "GET", "/", health.health, "Health check", {200: (StatusResponse,)}, tags=("health",)
     ),

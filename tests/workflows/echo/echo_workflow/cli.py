@@ -1,4 +1,5 @@
-"""Echoes what it was given: params, flags, working directory and chosen variables."""
+"""Echoes what it was given: params, flags, working directory, chosen variables and the
+contents of files named by chosen variables."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ SCHEMA = {
             "properties": {
                 "message": {"type": "string"},
                 "env": {"type": "array", "items": {"type": "string"}},
+                "files": {"type": "array", "items": {"type": "string"}},
                 "raise": {"type": "string"},
                 "count": {"type": "integer", "minimum": 0},
             },
@@ -40,8 +42,16 @@ def run(context: RunContext) -> dict[str, Any]:
         "otel_console_exporter_dst": context.otel_console_exporter_dst,
         "cwd": os.getcwd(),
         "env": {name: os.environ.get(name) for name in echo.get("env", [])},
+        "files": {name: _read(os.environ.get(name)) for name in echo.get("files", [])},
         "env_names": sorted(os.environ),
     }
+
+
+def _read(path: str | None) -> str | None:
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        return file.read()
 
 
 WORKFLOW = Workflow(

@@ -1,0 +1,258 @@
+"""The local subprocess back end: the workflow runs next to the server, asyncio-native.
+
+Each run gets a work dir under ``<cache>/runs`` holding its params file, stdout/stderr logs and
+``TMPDIR``; the process starts in its own session with a minimal environment; a timeout ends
+the whole process group; whatever a finished workflow left running is ended in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.to_thread
+import yaml
+
+from ..environments import Environment
+from ..errors import UpstreamError
+from ..processes import GroupProcess, read_tail, spawn
+from ..run_request import LithopsConfig
+from ..tracing import build_context_headers, extract_context
+from ..workflow_kit import DEFAULT_RESULTS_ENV_VAR, RESULTS_ENV_VAR_SETTING
+from .base import Completion, Invoker, InvokerContext, WorkflowStartError
+from .command import passthrough_env, run_arguments
+
+STDERR_TAIL_BYTES = 16 * 1024
+METADATA_OUTPUT_LIMIT = 16 * 1024 * 1024
+METADATA_GRACE_SECONDS = 1.0
+
+
+class CommandFailed(UpstreamError):
+    """A workflow metadata command failed; ``exit_code`` is None when it timed out."""
+
+    def __init__(self, detail: str, exit_code: int | None) -> None:
+        super().__init__(detail)
+        self.exit_code = exit_code
+
+
+@dataclass
+class LocalSubprocessInvoker(Invoker):
+    """Runs ``<prefix>/bin/<name> run ...`` as a local asyncio subprocess."""
+
+    names = ("BlockingLocalSubprocessInvoker", "AsyncLocalSubprocessInvoker")
+
+    _run_dir: Path | None = field(default=None, init=False)
+    _process: GroupProcess | None = field(default=None, init=False)
+    _ended: bool = field(default=False, init=False)
+    _leases: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
+
+    async def is_installed(self) -> bool:
+        """Whether the environment is resolved and still on disk."""
+        return self.environment is not None and self.environment.executable.exists()
+
+    async def install(self) -> None:
+        """Resolve (and if needed install) the workflow's environment."""
+        self.environment = await self.context.environments.resolve(self.request.spec)
+
+    def _require_environment(self) -> Environment:
+        if self.environment is None:
+            raise RuntimeError("install() the invoker before running the workflow")
+        return self.environment
+
+    async def pre_run(self) -> None:
+        """Lease the environment and prepare the work dir: params file, Lithops config."""
+        environment = self._require_environment()
+        self._leases.enter_context(self.context.environments.lease(environment))
+        self._run_dir = new_work_dir(self.context, "run-")
+        (self._run_dir / "tmp").mkdir()
+        (self._run_dir / "params.json").write_text(json.dumps(self.request.params))
+        if self.request.execution_mode == "async":
+            config = self.request.lithops_config or LithopsConfig()
+            (self._run_dir / "lithops.yaml").write_text(
+                yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
+            )
+
+    def child_env(self) -> dict[str, str]:
+        """The workflow's whole environment: activation, pass-through, then what wtrunner sets."""
+        assert self._run_dir is not None
+        request = self.request
+        env = base_env(self.context, self._require_environment())
+        env["TMPDIR"] = str(self._run_dir / "tmp")
+        results_env_var = self.context.settings.results_env_var
+        env[results_env_var] = request.results_url
+        if results_env_var != DEFAULT_RESULTS_ENV_VAR:
+            env[RESULTS_ENV_VAR_SETTING] = results_env_var  # tell the workflow the name
+        env.pop("TRACEPARENT", None)
+        env.pop("TRACESTATE", None)
+        headers = build_context_headers(extract_context(request.traceparent, request.tracestate))
+        if "traceparent" in headers:
+            env["TRACEPARENT"] = headers["traceparent"]
+        if "tracestate" in headers:
+            env["TRACESTATE"] = headers["tracestate"]
+        if request.execution_mode == "async":
+            env["LITHOPS_CONFIG_FILE"] = str(self._run_dir / "lithops.yaml")
+        for name, value in request.data_connections_env_vars.items():
+            env[name] = value.get_secret_value()
+        return env
+
+    async def _start(self) -> None:
+        assert self._run_dir is not None
+        environment = self._require_environment()
+        config = ["--config-file", str(self._run_dir / "params.json")]
+        argv = [
+            str(environment.executable),
+            *run_arguments(self.request, self.context.settings, config),
+        ]
+        with (
+            (self._run_dir / "stdout.log").open("wb") as stdout,
+            (self._run_dir / "stderr.log").open("wb") as stderr,
+        ):
+            try:
+                self._process = await spawn(
+                    argv, env=self.child_env(), cwd=self._run_dir, stdout=stdout, stderr=stderr
+                )
+            except OSError as exc:
+                raise WorkflowStartError(
+                    f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
+                ) from None
+
+    async def _wait(self) -> Completion:
+        assert self._process is not None and self._run_dir is not None
+        process = self._process
+        grace = self.context.settings.kill_grace_seconds
+        try:
+            finished = await process.wait(self.request.timeout)
+        except asyncio.CancelledError:
+            self._ended = True
+            await process.end(grace)
+            raise
+        if not finished:
+            self._ended = True
+            await process.end(grace)
+        tail = read_tail(self._run_dir / "stderr.log", STDERR_TAIL_BYTES)
+        return Completion(process.returncode, timed_out=not finished, stderr_tail=tail)
+
+    async def post_run(self) -> None:
+        """End leftovers in the background, release the environment, remove the work dir."""
+        if self._process is not None and not self._ended:
+            self.context.reaper.schedule(self._process)
+        self._leases.close()
+        if self._run_dir is not None and not self.context.settings.keep_run_dirs:
+            await anyio.to_thread.run_sync(shutil.rmtree, self._run_dir, True)
+
+    async def check_output(
+        self, args: Sequence[str], stdin: bytes | None = None, timeout: float = 60.0
+    ) -> bytes:
+        """Run ``<workflow> *args`` with ``stdin``; its stdout, bounded in size and time."""
+        return await check_output(self.context, self._require_environment(), args, stdin, timeout)
+
+
+def base_env(context: InvokerContext, environment: Environment) -> dict[str, str]:
+    """Pass-through server variables, then the prefix's activation variables on top."""
+    env = passthrough_env(os.environ, context.settings.child_env_passthrough)
+    env.update(environment.activation_env)
+    return env
+
+
+def new_work_dir(context: InvokerContext, prefix: str) -> Path:
+    """A fresh directory under ``<cache>/runs`` for one process."""
+    runs = context.settings.cache_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
+
+
+async def check_output(
+    context: InvokerContext,
+    environment: Environment,
+    args: Sequence[str],
+    stdin: bytes | None = None,
+    timeout: float = 60.0,
+) -> bytes:
+    """Run ``<prefix>/bin/<name> *args`` in its own process group; its stdout.
+
+    Raises CommandFailed (502) on a non-zero exit, a timeout, or more than 16 MiB of output.
+    """
+    command = f"`{environment.name} {' '.join(args)}`"
+    work_dir = new_work_dir(context, "cmd-")
+    try:
+        process = await spawn(
+            [environment.executable, *args],
+            env=base_env(context, environment),
+            cwd=work_dir,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(_communicate(process, stdin or b""), timeout)
+        except asyncio.TimeoutError:
+            await process.end(METADATA_GRACE_SECONDS)
+            raise CommandFailed(f"{command} timed out after {timeout:g}s", None) from None
+        except _TooMuchOutput:
+            await process.end(METADATA_GRACE_SECONDS)
+            raise CommandFailed(
+                f"{command} printed more than {METADATA_OUTPUT_LIMIT} bytes", None
+            ) from None
+        except BaseException:
+            await process.end(METADATA_GRACE_SECONDS)
+            raise
+        context.reaper.schedule(process)
+    finally:
+        await anyio.to_thread.run_sync(shutil.rmtree, work_dir, True)
+    if process.returncode != 0:
+        last = _last_line(stderr)
+        raise CommandFailed(
+            f"{command} exited with code {process.returncode}" + (f": {last}" if last else ""),
+            process.returncode,
+        )
+    return stdout
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+async def _communicate(process: GroupProcess, stdin: bytes) -> tuple[bytes, str]:
+    child = process.process
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+
+    async def feed() -> None:
+        assert child.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            child.stdin.write(stdin)
+            await child.stdin.drain()
+        child.stdin.close()
+
+    async def read_stdout() -> bytes:
+        assert child.stdout is not None
+        chunks, size = [], 0
+        while chunk := await child.stdout.read(65536):
+            size += len(chunk)
+            if size > METADATA_OUTPUT_LIMIT:
+                raise _TooMuchOutput
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def read_stderr_tail() -> str:
+        assert child.stderr is not None
+        tail = b""
+        while chunk := await child.stderr.read(65536):
+            tail = (tail + chunk)[-STDERR_TAIL_BYTES:]
+        return tail.decode(errors="replace")
+
+    _, stdout, stderr, _ = await asyncio.gather(
+        feed(), read_stdout(), read_stderr_tail(), child.wait()
+    )
+    return stdout, stderr
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

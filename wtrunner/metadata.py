@@ -1,0 +1,126 @@
+"""A workflow package's metadata, cached per resolved package, and what is checked against it.
+
+``get rjsf``, ``get params`` and ``get data-connection-property-names`` are run once per package
+(a package's metadata does not change). Params and form data are validated against them before
+anything else is spawned; a package too old to have ``get params`` validates its own params.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import TypeAdapter, ValidationError
+
+from .api.models import ValidationErrorItem
+from .environments import Environment
+from .errors import SchemaValidationError, UpstreamError
+from .invokers import InvokerContext
+from .invokers.local import check_output
+from .schemas import SchemaValidator
+from .singleflight import SingleFlight
+
+log = logging.getLogger(__name__)
+
+Document = Literal["rjsf", "params", "data-connection-property-names"]
+FormKind = Literal["formdata", "params"]
+
+_ITEMS = TypeAdapter(list[ValidationErrorItem])
+
+
+class Metadata:
+    """Per-package metadata documents and the validators built from them."""
+
+    def __init__(self, context: InvokerContext) -> None:
+        self.context = context
+        self._documents: dict[tuple[str, str, str], Any] = {}
+        self._validators: dict[tuple[str, str, str], SchemaValidator | None] = {}
+        self._flight = SingleFlight()
+
+    @staticmethod
+    def _key(environment: Environment, what: str) -> tuple[str, str, str]:
+        return (environment.key, environment.name, what)
+
+    async def document(self, environment: Environment, what: Document) -> Any:
+        """The JSON a ``get <what>`` command prints (502 when it fails or is not JSON)."""
+        key = self._key(environment, what)
+        if key in self._documents:
+            return self._documents[key]
+        return await self._flight.run(key, lambda: self._fetch(environment, what, key))
+
+    async def _fetch(self, environment: Environment, what: str, key: tuple[str, str, str]) -> Any:
+        output = await check_output(self.context, environment, ["get", what])
+        try:
+            document = json.loads(output)
+        except ValueError as exc:
+            raise UpstreamError(f"`{key[1]} get {what}` printed invalid JSON: {exc}") from None
+        self._documents[key] = document
+        return document
+
+    async def validator(self, environment: Environment, kind: FormKind) -> SchemaValidator | None:
+        """The validator for params (``get params``) or form data (``get rjsf``).
+
+        None when a package has no usable params schema: it validates its own params.
+        """
+        what: Document = "params" if kind == "params" else "rjsf"
+        key = self._key(environment, what)
+        if key in self._validators:
+            return self._validators[key]
+        try:
+            document = await self.document(environment, what)
+        except UpstreamError as exc:
+            if kind != "params":
+                raise
+            log.warning("no params schema for %s (%s); it validates its own params", key[1], exc)
+            document = None
+        validator = None
+        if isinstance(document, dict):
+            schema = {k: v for k, v in document.items() if k != "uiSchema"}
+            try:
+                validator = SchemaValidator(schema)
+            except jsonschema.SchemaError as exc:
+                if kind != "params":
+                    raise UpstreamError(
+                        f"`{key[1]} get {what}` is not a valid JSON Schema: {exc.message}"
+                    ) from None
+                log.warning("the params schema of %s is invalid: %s", key[1], exc.message)
+        self._validators[key] = validator
+        return validator
+
+    async def validate_params(self, environment: Environment, params: dict[str, Any]) -> None:
+        """Raise SchemaValidationError (422) when ``params`` fail the package's schema."""
+        validator = await self.validator(environment, "params")
+        if validator is not None:
+            errors = validator.errors(params)
+            if errors:
+                raise SchemaValidationError(errors)
+
+    async def convert(
+        self, environment: Environment, source: FormKind, data: dict[str, Any]
+    ) -> Any:
+        """Form data -> params or params -> form data, through the workflow's ``convert``."""
+        validator = await self.validator(environment, source)
+        if validator is not None:
+            errors = validator.errors(data)
+            if errors:
+                raise SchemaValidationError(errors)
+        target = "params" if source == "formdata" else "formdata"
+        args = ["convert", "--from", source, "--to", target]
+        stdin = json.dumps(data).encode()
+        output = await check_output(self.context, environment, args, stdin)
+        command = f"`{self._key(environment, source)[1]} {' '.join(args)}`"
+        try:
+            answer = json.loads(output)
+        except ValueError as exc:
+            raise UpstreamError(f"{command} printed invalid JSON: {exc}") from None
+        if isinstance(answer, dict) and "validation_errors" in answer:
+            try:
+                items = _ITEMS.validate_python(answer["validation_errors"])
+            except ValidationError:
+                raise UpstreamError(f"{command} printed malformed validation errors") from None
+            raise SchemaValidationError([item.model_dump() for item in items])
+        if not isinstance(answer, dict) or "result" not in answer:
+            raise UpstreamError(f'{command} printed neither "result" nor "validation_errors"')
+        return answer["result"]

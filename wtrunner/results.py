@@ -1,0 +1,189 @@
+"""Results URLs: checking them, and reading/writing ``result.json`` there with obstore.
+
+A run's result counts only if its ``result.json`` was written during the run: the store's
+entity tag is noted before the workflow starts and the file is read only if it changed.
+Stores are cached per scheme and bucket (not per URL: every run has its own directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .errors import RequestValidationError, ServiceUnavailableError
+from .settings import Settings
+
+RESULT_FILE = "result.json"
+# URL schemes obstore can read and write.
+SUPPORTED_SCHEMES = frozenset(
+    {"file", "memory", "gs", "s3", "s3a", "az", "abfs", "abfss", "adl", "azure", "http", "https"}
+)
+
+
+def normalize_results_url(
+    value: str, roots: Sequence[str] = (), loc: Sequence[str | int] = ("body", "results_url")
+) -> str:
+    """An absolute path becomes a ``file://`` URI; other supported URLs pass through.
+
+    A relative path, an unsupported scheme, a ``file://`` URL with a host, or a file outside
+    ``roots`` (when given) is a 422 naming ``loc``.
+    """
+    text = value.strip()
+
+    def reject(message: str) -> RequestValidationError:
+        return RequestValidationError.single(loc, message, value, type="results_url")
+
+    if text.startswith("/"):
+        path = text
+    elif "://" in text:
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme not in SUPPORTED_SCHEMES:
+            supported = ", ".join(sorted(SUPPORTED_SCHEMES))
+            raise reject(f"unsupported URL scheme {scheme!r}; use one of: {supported}")
+        if scheme != "file":
+            return text
+        if parts.netloc not in ("", "localhost"):
+            raise reject("a file:// URL must not name a host")
+        path = unquote(parts.path)
+    else:
+        raise reject("must be an absolute path or a URL (file://, gs://, s3://, ...)")
+    if "\0" in path or not path.startswith("/"):
+        raise reject("must be an absolute path")
+    normalized = os.path.normpath(path)
+    if roots and not _within_roots(normalized, roots):
+        raise reject(f"must be under one of the results roots: {', '.join(roots)}")
+    return Path(normalized).as_uri()
+
+
+def _within_roots(path: str, roots: Sequence[str]) -> bool:
+    real = os.path.realpath(path)
+    for root in roots:
+        root_path = unquote(urlsplit(root).path) if root.startswith("file://") else root
+        real_root = os.path.realpath(root_path)
+        if real == real_root or real.startswith(real_root.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def public_url(url: str) -> str:
+    """``url`` without query string or credentials, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
+
+
+@dataclass(frozen=True)
+class ResultMarker:
+    """What ``result.json`` looked like before a run (absent: no marker at all)."""
+
+    e_tag: str | None
+    last_modified: Any
+
+
+class InvalidResultError(Exception):
+    """``result.json`` exists but is not the ``{"result", "error", "trace"}`` object."""
+
+
+class ResultsStore:
+    """Reads and writes ``result.json`` under results URLs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stores: dict[tuple[str, str], Any] = {}
+
+    def _locate(self, url: str) -> tuple[Any, str]:
+        from obstore.store import LocalStore, MemoryStore, from_url
+
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        directory = unquote(parts.path).strip("/")
+        key = f"{directory}/{RESULT_FILE}" if directory else RESULT_FILE
+        cache_key = (scheme, parts.netloc)
+        store = self._stores.get(cache_key)
+        if store is None:
+            if scheme == "file":
+                store = LocalStore("/")
+            elif scheme == "memory":
+                store = MemoryStore()
+            else:
+                # e.g. {"bearer_token": ..., "client_options": {"allow_http": true}}
+                options = self.settings.store_options(scheme)
+                store = from_url(f"{scheme}://{parts.netloc}", **options)
+            self._stores[cache_key] = store
+        return store, key
+
+    async def marker(self, url: str) -> ResultMarker | None:
+        """The state of ``result.json`` now (None when there is none)."""
+        import obstore
+
+        store, key = self._locate(url)
+        try:
+            meta = await obstore.head_async(store, key)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._unreachable(url, exc) from None
+        return ResultMarker(meta.get("e_tag"), meta.get("last_modified"))
+
+    async def read(self, url: str, before: ResultMarker | None) -> dict[str, Any] | None:
+        """``result.json`` if it was written since ``before`` was taken, else None.
+
+        Raises InvalidResultError when it is not a JSON object with the expected keys.
+        """
+        import obstore
+
+        store, key = self._locate(url)
+        try:
+            response = await obstore.get_async(store, key)
+            meta = response.meta
+            if before is not None and (meta.get("e_tag"), meta.get("last_modified")) == (
+                before.e_tag,
+                before.last_modified,
+            ):
+                return None
+            data = bytes(await response.bytes_async())
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._unreachable(url, exc) from None
+        return parse_result(data)
+
+    async def write(self, url: str, document: Mapping[str, Any]) -> None:
+        """Write ``document`` as ``result.json`` under ``url``."""
+        import obstore
+
+        store, key = self._locate(url)
+        try:
+            await obstore.put_async(store, key, json.dumps(document, default=str).encode())
+        except Exception as exc:
+            raise self._unreachable(url, exc, "write") from None
+
+    @staticmethod
+    def _unreachable(url: str, exc: Exception, verb: str = "read") -> ServiceUnavailableError:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ServiceUnavailableError(
+            f"cannot {verb} {RESULT_FILE} at {public_url(url)}: {reason}"
+        )
+
+
+def parse_result(data: bytes) -> dict[str, Any]:
+    """Check the shape of a ``result.json``: an object with result, error and trace."""
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise InvalidResultError(f"{RESULT_FILE} is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not {"result", "error"} <= document.keys():
+        raise InvalidResultError(f'{RESULT_FILE} is not an object with "result" and "error"')
+    error = document.get("error")
+    trace = document.get("trace")
+    return {
+        "result": document.get("result"),
+        "error": None if error is None else str(error),
+        "trace": None if trace is None else str(trace),
+    }

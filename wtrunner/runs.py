@@ -1,0 +1,130 @@
+"""The one run path: every front door hands a RunRequest here and gets a RunOutcome back.
+
+resolve (install) -> validate params against the package's schema -> note result.json ->
+take a run slot -> invoker.run / wait -> read result.json -> outcome. Nothing is spawned
+before the request has been checked; slots bound how many workflows run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+
+from .errors import RunSlotsFullError
+from .invokers import Completion, InvokerContext, WorkflowStartError, invoker_class
+from .metadata import Metadata
+from .results import InvalidResultError, ResultMarker, ResultsStore, public_url
+from .run_request import TIMEOUT_MESSAGE, RunOutcome, RunRequest
+
+
+class RunSlots:
+    """At most ``slots`` runs at once, at most ``max_queued`` waiting; beyond that, 503."""
+
+    def __init__(self, slots: int, max_queued: int) -> None:
+        self.slots = slots
+        self.max_queued = max_queued
+        self.waiting = 0
+        self._semaphore = asyncio.Semaphore(slots)
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        """Runs holding a slot now."""
+        return self._in_use
+
+    @property
+    def free(self) -> int:
+        """Slots free now (what the Pub/Sub consumer may pull)."""
+        return max(0, self.slots - self._in_use - self.waiting)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        """Hold a slot for the body; raises RunSlotsFullError when the queue is full too."""
+        if self._semaphore.locked() and self.waiting >= self.max_queued:
+            raise RunSlotsFullError(
+                f"all {self.slots} run slots are busy and {self.waiting} requests are waiting"
+            )
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        self._in_use += 1
+        try:
+            yield
+        finally:
+            self._in_use -= 1
+            self._semaphore.release()
+
+
+class RunService:
+    """Runs workflows for every front door (HTTP, Pub/Sub push and pull, the CLI)."""
+
+    def __init__(
+        self,
+        context: InvokerContext,
+        metadata: Metadata,
+        results: ResultsStore,
+        slots: RunSlots,
+    ) -> None:
+        self.context = context
+        self.metadata = metadata
+        self.results = results
+        self.slots = slots
+
+    async def run(self, request: RunRequest) -> RunOutcome:
+        """Run ``request`` to its outcome; client and service errors raise WtrunnerError."""
+        invoker = invoker_class(request.invoker_type)(self.context, request)
+        if not await invoker.is_installed():
+            await invoker.install()
+        if invoker.environment is not None:
+            await self.metadata.validate_params(invoker.environment, request.params)
+        if not invoker.is_waitable():
+            await invoker.run()
+            return RunOutcome(202, "accepted", result={}, headers=invoker.response_headers)
+
+        before = await self.results.marker(request.results_url)
+        async with self.slots.acquire():
+            try:
+                await invoker.run()
+            except WorkflowStartError as exc:
+                return RunOutcome(500, "crash", error=str(exc))
+            completion = await invoker.wait()
+        return await self._outcome(request, completion, before)
+
+    async def _outcome(
+        self, request: RunRequest, completion: Completion, before: ResultMarker | None
+    ) -> RunOutcome:
+        tail = completion.stderr_tail or None
+        if completion.timed_out:
+            return RunOutcome(500, "timeout", error=TIMEOUT_MESSAGE, trace=tail)
+        if completion.exit_code != 0:
+            return RunOutcome(500, "crash", error=exit_message(completion), trace=tail)
+        try:
+            document = await self.results.read(request.results_url, before)
+        except InvalidResultError as exc:
+            error = f"The workflow wrote an unusable {exc}"
+            return RunOutcome(500, "crash", error=error, trace=tail)
+        if document is None:
+            error = (
+                "The workflow exited with code 0 but wrote no result.json at "
+                f"{public_url(request.results_url)}"
+            )
+            return RunOutcome(500, "crash", error=error, trace=tail)
+        if document["error"] is not None:
+            return RunOutcome(500, "workflow_error", **document)
+        return RunOutcome(200, "ok", **document)
+
+
+def exit_message(completion: Completion) -> str:
+    """``The workflow exited with code N: <last stderr line>``."""
+    code = completion.exit_code
+    lines = [line.strip() for line in completion.stderr_tail.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output on stderr"
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            signal_name = signal.Signals(-code).name
+            return f"The workflow exited with code {code} (killed by {signal_name}): {last}"
+    return f"The workflow exited with code {code}: {last}"
