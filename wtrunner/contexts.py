@@ -59,4 +59,5 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
         RunSlots(settings.max_concurrent_runs, settings.max_queued_runs),
     )
     yield
+    await context.aclose()
     await reaper.close()

@@ -17,10 +17,11 @@ command of the workflow (``get ...``, ``convert ...``) where the back end can.
 from __future__ import annotations
 
 import enum
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..environments import Environment, Environments
 from ..processes import GroupReaper
@@ -45,11 +46,26 @@ class WorkflowStartError(Exception):
 
 @dataclass(frozen=True)
 class InvokerContext:
-    """The long-lived services invokers share (owned by the application)."""
+    """The long-lived services invokers share (owned by the application).
+
+    ``clients`` holds long-lived API clients a back end creates on first use (e.g. the Cloud
+    Batch client), keyed by the back end; ``aclose`` closes them at shutdown.
+    """
 
     settings: Settings
     environments: Environments
     reaper: GroupReaper
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        """Close every client back ends left in ``clients`` (``close()``, sync or async)."""
+        for client in self.clients.values():
+            closing = getattr(client, "close", None)
+            if closing is not None:
+                result = closing()
+                if inspect.isawaitable(result):
+                    await result
+        self.clients.clear()
 
 
 @dataclass(frozen=True)
