@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
 from wtrunner.channel import build_channel
 from wtrunner.settings import Settings
@@ -103,3 +104,20 @@ async def post_run(
     response = await client.post("/", params=all_query, json=payload, headers=headers)
     assert response.content_type == "application/json"
     return response.status, await response.json()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """Google's Pub/Sub emulator for the session (skipped, or failed in CI, when missing)."""
+    emulator = start_emulator(tmp_path_factory.mktemp("pubsub"))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+async def subscription(pubsub_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Subscription:
+    """A fresh topic and subscription; clients in this test find the emulator."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
+    created = Subscription(pubsub_emulator)
+    await created.create()
+    return created

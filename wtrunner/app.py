@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .api.middlewares import compression_middleware, error_middleware, request_id_middleware
 from .api.routes import setup_routes
-from .contexts import environments_context, runs_context
+from .contexts import environments_context, pubsub_context, runs_context, stop_pulling
 from .keys import READINESS, SETTINGS
 from .readiness import Readiness
 from .settings import Settings
@@ -27,7 +27,9 @@ def create_app(settings: Settings) -> web.Application:
     setup_routes(app)
     app.cleanup_ctx.append(environments_context)
     app.cleanup_ctx.append(runs_context)
+    app.cleanup_ctx.append(pubsub_context)
     app.on_shutdown.append(_begin_shutdown)
+    app.on_shutdown.append(stop_pulling)
     app.on_response_prepare.append(_cors_for_unrouted)
     return app
 

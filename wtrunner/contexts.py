@@ -9,10 +9,13 @@ from aiohttp import web
 
 from .channel import build_channel, examples_dir
 from .environments import Environments
+from .gcp import MissingExtraError, import_gcp
 from .invokers import InvokerContext
-from .keys import ENVIRONMENTS, METADATA, RUNS, SETTINGS
+from .keys import ENVIRONMENTS, METADATA, PUBSUB, PUBSUB_CONSUMER, READINESS, RUNS, SETTINGS
 from .metadata import Metadata
 from .processes import GroupReaper, become_subreaper
+from .pubsub.consumer import PullConsumer
+from .pubsub.processing import PubSubRunner
 from .results import ResultsStore
 from .runs import RunService, RunSlots
 from .settings import SettingsError
@@ -61,3 +64,36 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
     yield
     await context.aclose()
     await reaper.close()
+
+
+async def pubsub_context(app: web.Application) -> AsyncIterator[None]:
+    """Pub/Sub: the push handler's runner, and the pull consumer when a subscription is set.
+
+    Shutdown: the consumer stops pulling when shutdown begins (``on_shutdown``); here it drains
+    and nacks what is left, before the run path it uses is torn down.
+    """
+    settings = app[SETTINGS]
+    runs = app[RUNS]
+    app[PUBSUB] = runner = PubSubRunner(settings, runs, runs.results)
+    if not settings.pubsub_subscription:
+        yield
+        return
+    try:
+        pubsub = import_gcp("gcloud.aio.pubsub", "The Pub/Sub pull consumer")
+    except MissingExtraError as exc:
+        raise SettingsError(f"WTRUNNER_PUBSUB_SUBSCRIPTION is set, but {exc}") from None
+    consumer = PullConsumer(settings, runner, runs.slots, app[READINESS], pubsub.SubscriberClient())
+    app[PUBSUB_CONSUMER] = consumer
+    consumer.start()
+    log.info("pulling RunWorkflow messages from %s", settings.pubsub_subscription)
+    try:
+        yield
+    finally:
+        await consumer.close()
+
+
+async def stop_pulling(app: web.Application) -> None:
+    """``on_shutdown``: the consumer pulls no more; its runs start their drain time."""
+    consumer = app.get(PUBSUB_CONSUMER)
+    if consumer is not None:
+        consumer.begin_shutdown()

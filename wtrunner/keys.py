@@ -6,6 +6,8 @@ from aiohttp import web
 
 from .environments import Environments
 from .metadata import Metadata
+from .pubsub.consumer import PullConsumer
+from .pubsub.processing import PubSubRunner
 from .readiness import Readiness
 from .runs import RunService
 from .settings import Settings
@@ -15,3 +17,5 @@ READINESS = web.AppKey("readiness", Readiness)
 ENVIRONMENTS = web.AppKey("environments", Environments)
 METADATA = web.AppKey("metadata", Metadata)
 RUNS = web.AppKey("runs", RunService)
+PUBSUB = web.AppKey("pubsub", PubSubRunner)
+PUBSUB_CONSUMER = web.AppKey("pubsub_consumer", PullConsumer)

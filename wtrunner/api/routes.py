@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
-from . import health, metadata, runs
+from ..pubsub.messages import PushEnvelope, PushResponse
+from . import health, metadata, pubsub, runs
 from .models import (
     ErrorResponse,
     OpenAPIDocument,
@@ -54,6 +55,15 @@ OPERATIONS: tuple[Operation, ...] = (
         query=runs.RunQuery,
         headers=runs.TraceHeaders,
         body=runs.RunBody,
+        tags=("runs",),
+    ),
+    Operation(
+        "POST",
+        "/run-from-pubsub",
+        pubsub.run_from_pubsub,
+        "Run a RunWorkflow command pushed by Pub/Sub",
+        {200: (PushResponse,), **error_responses(413, 500, 503)},
+        body=PushEnvelope,
         tags=("runs",),
     ),
     Operation(

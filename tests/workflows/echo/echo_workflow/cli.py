@@ -18,6 +18,7 @@ SCHEMA = {
                 "message": {"type": "string"},
                 "env": {"type": "array", "items": {"type": "string"}},
                 "files": {"type": "array", "items": {"type": "string"}},
+                "append": {"type": "string", "description": "a file to add one line to per run"},
                 "raise": {"type": "string"},
                 "count": {"type": "integer", "minimum": 0},
             },
@@ -32,6 +33,9 @@ SCHEMA = {
 
 def run(context: RunContext) -> dict[str, Any]:
     echo = context.task_params("echo")
+    if "append" in echo:
+        with open(echo["append"], "a") as file:
+            file.write(f"{os.getpid()}\n")
     if "raise" in echo:
         raise RuntimeError(echo["raise"])
     return {
