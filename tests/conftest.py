@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
 from wtrunner.channel import build_channel
 from wtrunner.settings import Settings
+from wtrunner.tracing import build_tracer_provider, instrument_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,3 +124,14 @@ async def subscription(pubsub_emulator: Emulator, monkeypatch: pytest.MonkeyPatc
     created = Subscription(pubsub_emulator)
     await created.create()
     return created
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spans() -> InMemorySpanExporter:
+    """Every span of the session, in memory: the tracer provider and the aiohttp server
+    instrumentation are process-global, so they are set up once, before any app exists."""
+    exporter = InMemorySpanExporter()
+    provider = build_tracer_provider(Settings(), exporters=[exporter])
+    trace.set_tracer_provider(provider)
+    instrument_server(provider)
+    return exporter

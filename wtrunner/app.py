@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .api.middlewares import compression_middleware, error_middleware, request_id_middleware
+from .api.middlewares import (
+    compression_middleware,
+    error_middleware,
+    metrics_middleware,
+    request_id_middleware,
+)
 from .api.routes import setup_routes
 from .contexts import environments_context, pubsub_context, runs_context, stop_pulling
-from .keys import READINESS, SETTINGS
+from .keys import METRICS, READINESS, SETTINGS
+from .metrics import Metrics
 from .readiness import Readiness
 from .settings import Settings
 
@@ -20,10 +26,16 @@ def create_app(settings: Settings) -> web.Application:
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_id_middleware, compression_middleware, error_middleware],
+        middlewares=[
+            request_id_middleware,
+            metrics_middleware,
+            compression_middleware,
+            error_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[READINESS] = Readiness()
+    app[METRICS] = Metrics()
     setup_routes(app)
     app.cleanup_ctx.append(environments_context)
     app.cleanup_ctx.append(runs_context)

@@ -11,7 +11,16 @@ from .channel import build_channel, examples_dir
 from .environments import Environments
 from .gcp import MissingExtraError, import_gcp
 from .invokers import InvokerContext
-from .keys import ENVIRONMENTS, METADATA, PUBSUB, PUBSUB_CONSUMER, READINESS, RUNS, SETTINGS
+from .keys import (
+    ENVIRONMENTS,
+    METADATA,
+    METRICS,
+    PUBSUB,
+    PUBSUB_CONSUMER,
+    READINESS,
+    RUNS,
+    SETTINGS,
+)
 from .metadata import Metadata
 from .processes import GroupReaper, become_subreaper
 from .pubsub.consumer import PullConsumer
@@ -39,7 +48,7 @@ async def environments_context(app: web.Application) -> AsyncIterator[None]:
         if report.built:
             log.info("built the examples channel in %s: %s", output, ", ".join(report.built))
         channels = [output.as_uri()]
-    environments = Environments(settings, channels)
+    environments = Environments(settings, channels, app[METRICS])
     await environments.start()
     app[ENVIRONMENTS] = environments
     yield
@@ -55,12 +64,9 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
     reaper = GroupReaper(settings.kill_grace_seconds)
     context = InvokerContext(settings, app[ENVIRONMENTS], reaper)
     app[METADATA] = Metadata(context)
-    app[RUNS] = RunService(
-        context,
-        app[METADATA],
-        ResultsStore(settings),
-        RunSlots(settings.max_concurrent_runs, settings.max_queued_runs),
-    )
+    slots = RunSlots(settings.max_concurrent_runs, settings.max_queued_runs)
+    app[METRICS].watch_slots(lambda: slots.in_use, lambda: slots.waiting)
+    app[RUNS] = RunService(context, app[METADATA], ResultsStore(settings), slots, app[METRICS])
     yield
     await context.aclose()
     await reaper.close()
@@ -82,7 +88,9 @@ async def pubsub_context(app: web.Application) -> AsyncIterator[None]:
         pubsub = import_gcp("gcloud.aio.pubsub", "The Pub/Sub pull consumer")
     except MissingExtraError as exc:
         raise SettingsError(f"WTRUNNER_PUBSUB_SUBSCRIPTION is set, but {exc}") from None
-    consumer = PullConsumer(settings, runner, runs.slots, app[READINESS], pubsub.SubscriberClient())
+    consumer = PullConsumer(
+        settings, runner, runs.slots, app[READINESS], pubsub.SubscriberClient(), app[METRICS]
+    )
     app[PUBSUB_CONSUMER] = consumer
     consumer.start()
     log.info("pulling RunWorkflow messages from %s", settings.pubsub_subscription)

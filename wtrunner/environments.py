@@ -37,8 +37,10 @@ from .errors import (
     ServiceUnavailableError,
     UpstreamError,
 )
+from .metrics import Metrics
 from .settings import Settings
 from .singleflight import SingleFlight
+from .tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +137,11 @@ class Environments:
     ``lease`` from any number of tasks.
     """
 
-    def __init__(self, settings: Settings, channels: Sequence[str]) -> None:
+    def __init__(
+        self, settings: Settings, channels: Sequence[str], metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.channels = [channel_url(entry) for entry in channels]
         self.prefixes = [Path(entry).expanduser() for entry in settings.prefixes]
         self.envs_dir = settings.cache_dir / "envs"
@@ -183,23 +188,41 @@ class Environments:
         ServiceUnavailableError (503) when a channel cannot be read or an install fails.
         """
         text = str(spec)
-        cached = self._cache.get(text)
-        if cached and cached.expires > time.monotonic() and cached.environment.executable.exists():
-            self.stats.hits += 1
-            return cached.environment
-        return await self._resolving.run(text, lambda: self._resolve_uncached(spec, text))
+        with tracer.start_as_current_span(
+            "resolve-environment", attributes={"wtrunner.matchspec": text}
+        ) as span:
+            cached = self._cache.get(text)
+            if (
+                cached
+                and cached.expires > time.monotonic()
+                and cached.environment.executable.exists()
+            ):
+                self.stats.hits += 1
+                environment, result = cached.environment, "hit"
+            else:
+                environment, result = await self._resolving.run(
+                    text, lambda: self._resolve_uncached(spec, text)
+                )
+            span.set_attribute("wtrunner.resolution", result)
+            span.set_attribute("wtrunner.environment", environment.label)
+            self.metrics.resolutions.labels(result).inc()
+            return environment
 
-    async def _resolve_uncached(self, spec: Any, text: str) -> Environment:
+    async def _resolve_uncached(self, spec: Any, text: str) -> tuple[Environment, str]:
+        """The environment and how it was found: ``prefix``, ``solved`` or ``installed``."""
         environment = await self._from_prefixes(spec)
+        result = "prefix"
         if environment is None:
+            installs = self.stats.installs
             environment = await self._from_channels(spec)
+            result = "installed" if self.stats.installs > installs else "solved"
         if not environment.executable.exists():
             raise PackageNotFoundError(
                 f"{environment.label} matches {text} but has no executable bin/{environment.name}"
             )
         ttl = self.settings.solve_cache_seconds
         self._cache[text] = _Cached(environment, time.monotonic() + ttl)
-        return environment
+        return environment, result
 
     async def _from_prefixes(self, spec: Any) -> Environment | None:
         from rattler import PrefixRecord
@@ -280,13 +303,14 @@ class Environments:
         temp = self.envs_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
         started = time.perf_counter()
         try:
-            await rattler.install(
-                records,
-                temp,
-                cache_dir=self.packages_dir,
-                show_progress=False,
-                alternative_target_prefix=final,
-            )
+            with tracer.start_as_current_span("install-environment"):
+                await rattler.install(
+                    records,
+                    temp,
+                    cache_dir=self.packages_dir,
+                    show_progress=False,
+                    alternative_target_prefix=final,
+                )
             try:
                 temp.rename(final)
             except OSError:
@@ -299,7 +323,9 @@ class Environments:
             await anyio.to_thread.run_sync(_remove, temp)
             raise ServiceUnavailableError(f"installing {text} failed: {_first_line(exc)}") from None
         self.stats.installs += 1
-        log.info("installed %s into %s in %.3fs", text, final, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.install_duration.observe(elapsed)
+        log.info("installed %s into %s in %.3fs", text, final, elapsed)
         await self._activation_of(final)
         await self.evict(keep=final)
         return final

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .environments import Environments
 from .metadata import Metadata
+from .metrics import Metrics
 from .pubsub.consumer import PullConsumer
 from .pubsub.processing import PubSubRunner
 from .readiness import Readiness
@@ -14,6 +15,7 @@ from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 READINESS = web.AppKey("readiness", Readiness)
+METRICS = web.AppKey("metrics", Metrics)
 ENVIRONMENTS = web.AppKey("environments", Environments)
 METADATA = web.AppKey("metadata", Metadata)
 RUNS = web.AppKey("runs", RunService)

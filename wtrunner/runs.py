@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
+import time
 from collections.abc import AsyncIterator
 
-from .errors import RunSlotsFullError
+from opentelemetry.context import Context
+from opentelemetry.trace import StatusCode
+
+from .errors import RunSlotsFullError, WtrunnerError
 from .invokers import Completion, InvokerContext, WorkflowStartError, invoker_class
 from .metadata import Metadata
+from .metrics import Metrics
 from .results import InvalidResultError, ResultMarker, ResultsStore, public_url
 from .run_request import TIMEOUT_MESSAGE, RunOutcome, RunRequest
+from .tracing import extract_context, tracer
 
 
 class RunSlots:
@@ -68,25 +75,78 @@ class RunService:
         metadata: Metadata,
         results: ResultsStore,
         slots: RunSlots,
+        metrics: Metrics,
     ) -> None:
         self.context = context
         self.metadata = metadata
         self.results = results
         self.slots = slots
+        self.metrics = metrics
 
-    async def run(self, request: RunRequest) -> RunOutcome:
-        """Run ``request`` to its outcome; client and service errors raise WtrunnerError."""
-        invoker = invoker_class(request.invoker_type)(self.context, request)
+    async def run(
+        self,
+        request: RunRequest,
+        span_name: str = "run",
+        parent: Context | None = None,
+        max_wait: float | None = None,
+    ) -> RunOutcome:
+        """Run ``request`` to its outcome; client and service errors raise WtrunnerError.
+
+        ``max_wait`` caps the timeout of runs this process waits for (Pub/Sub's cap); a run
+        handed to a back end that is not waited for keeps its own timeout.
+
+        The run is one span named ``span_name`` (child of ``parent``, by default the context the
+        request's W3C headers describe) with its ``workflow_run_id``, ``invoker_type`` and
+        outcome; the workflow's TRACEPARENT points at it. Secrets and error texts stay out.
+        """
+        if parent is None:
+            parent = extract_context(request.traceparent, request.tracestate)
+        attributes = {
+            "workflow_run_id": request.workflow_run_id,
+            "invoker_type": request.invoker_type,
+            "wtrunner.package": request.package_name,
+        }
+        started = time.perf_counter()
+        invoker_label = request.invoker_type
+        with tracer.start_as_current_span(
+            span_name, context=parent, attributes=attributes, record_exception=False,
+            set_status_on_exception=False,
+        ) as span:  # fmt: skip
+            try:
+                outcome = await self._run(request, max_wait)
+            except WtrunnerError as exc:
+                span.set_attribute("wtrunner.outcome", "rejected")
+                span.set_attribute("http.response.status_code", exc.status)
+                span.set_status(StatusCode.ERROR, "rejected")
+                self.metrics.runs_finished.labels(invoker_label, "rejected").inc()
+                raise
+            span.set_attribute("wtrunner.outcome", outcome.kind)
+            if outcome.status >= 400:
+                span.set_status(StatusCode.ERROR, outcome.kind)
+            elapsed = time.perf_counter() - started
+            self.metrics.runs_finished.labels(invoker_label, outcome.kind).inc()
+            self.metrics.run_duration.labels(invoker_label, outcome.kind).observe(elapsed)
+            return outcome
+
+    async def _run(self, request: RunRequest, max_wait: float | None) -> RunOutcome:
+        cls = invoker_class(request.invoker_type)
+        if max_wait is not None and cls.waitable:
+            request = dataclasses.replace(
+                request, timeout=min(request.timeout or max_wait, max_wait)
+            )
+        invoker = cls(self.context, request)
         if not await invoker.is_installed():
             await invoker.install()
         if invoker.environment is not None:
             await self.metadata.validate_params(invoker.environment, request.params)
         if not invoker.is_waitable():
+            self.metrics.runs_started.labels(request.invoker_type).inc()
             await invoker.run()
             return RunOutcome(202, "accepted", result={}, headers=invoker.response_headers)
 
         before = await self.results.marker(request.results_url)
         async with self.slots.acquire():
+            self.metrics.runs_started.labels(request.invoker_type).inc()
             try:
                 await invoker.run()
             except WorkflowStartError as exc:

@@ -12,6 +12,7 @@ from .app import create_app
 from .keys import READINESS
 from .logs import AccessLogger
 from .settings import Settings
+from .tracing import configure_tracer
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,10 @@ async def serve(settings: Settings) -> None:
 
     Shutdown: readiness flips to 503, listeners close, in-flight requests get
     ``WTRUNNER_SHUTDOWN_TIMEOUT`` seconds, then the cleanup contexts run in reverse order.
+    With an exporter configured, tracing is set up first: the aiohttp instrumentation must be in
+    place before the application exists.
     """
+    provider = configure_tracer(settings) if settings.otel_exporter else None
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -48,6 +52,8 @@ async def serve(settings: Settings) -> None:
         await runner.cleanup()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if provider is not None:
+            provider.shutdown()  # flushes the batched spans
     log.info("shutdown complete")
 
 

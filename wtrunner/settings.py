@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -134,6 +135,15 @@ class Settings(BaseSettings):
     batch_entrypoint_prefix: str = Field(
         "pixi run -e default", validation_alias=_env("WTRUNNER_BATCH_ENTRYPOINT_PREFIX")
     )
+    # Defaults of a Batch job's resources; a run may override the first ones (query or kwargs).
+    batch_cpu_milli: int = Field(8000, ge=1, validation_alias=_env("WTRUNNER_BATCH_CPU_MILLI"))
+    batch_memory_mib: int = Field(32768, ge=1, validation_alias=_env("WTRUNNER_BATCH_MEMORY_MIB"))
+    batch_machine_type: str = Field("", validation_alias=_env("WTRUNNER_BATCH_MACHINE_TYPE"))
+    batch_network: str = Field("", validation_alias=_env("WTRUNNER_BATCH_NETWORK"))
+    batch_subnetwork: str = Field("", validation_alias=_env("WTRUNNER_BATCH_SUBNETWORK"))
+    batch_no_external_ip: bool = Field(
+        False, validation_alias=_env("WTRUNNER_BATCH_NO_EXTERNAL_IP")
+    )
 
     require_emulators: bool = Field(False, validation_alias=_env("WTRUNNER_REQUIRE_EMULATORS"))
 
@@ -184,6 +194,15 @@ class Settings(BaseSettings):
         if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
             raise ValueError('must be a JSON object of objects, e.g. {"gs": {"base_url": "..."}}')
         return raw
+
+    @field_validator("batch_entrypoint_prefix")
+    @classmethod
+    def _prefix_is_words(cls, value: str) -> str:
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"must be words as a shell splits them: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _console_file_needs_a_directory(self) -> Settings:

@@ -20,13 +20,16 @@ both ways with jsonschema-native validation errors. Form data groups the flat pa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -260,7 +263,8 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
         otel_console_exporter_dst=args.otel_console_exporter_dst,
     )
     try:
-        document = {"result": workflow.run(context), "error": None, "trace": None}
+        with _traced(workflow, context):
+            document = {"result": workflow.run(context), "error": None, "trace": None}
     except Exception as exc:
         document = {
             "result": None,
@@ -269,3 +273,48 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
         }
     write_result(results_url, document)
     return 0
+
+
+@contextlib.contextmanager
+def _traced(workflow: Workflow, context: RunContext) -> Iterator[None]:
+    """A span around the run, child of TRACEPARENT, exported as ``--otel-exporter`` says.
+
+    Console spans go to stdout, or with ``--otel-console-exporter-dst file`` are appended to
+    ``otel_traces.jsonl`` in ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR (or
+    in the results directory when that is local).
+    """
+    if not context.otel_exporter:
+        yield
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from .settings import load_settings
+    from .tracing import console_exporter, extract_context, gcp_exporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": workflow.name}))
+    if context.otel_exporter == "console":
+        to_file = context.otel_console_exporter_dst == "file"
+        exporter = console_exporter(_trace_directory(context) if to_file else None)
+    else:
+        exporter = gcp_exporter(load_settings())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    parent = extract_context(os.environ.get("TRACEPARENT"), os.environ.get("TRACESTATE"))
+    tracer = provider.get_tracer(workflow.name)
+    try:
+        with tracer.start_as_current_span(f"{workflow.name} run", context=parent) as span:
+            span.set_attribute("wt.execution_mode", context.execution_mode)
+            span.set_attribute("wt.mock_io", context.mock_io)
+            yield
+    finally:
+        provider.shutdown()
+
+
+def _trace_directory(context: RunContext) -> Path | None:
+    target = os.environ.get("ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR")
+    if target:
+        return Path(target)
+    if context.results_url.startswith("file://"):
+        return Path(unquote(urlsplit(context.results_url).path))
+    return None

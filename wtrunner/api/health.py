@@ -1,10 +1,12 @@
-"""Health endpoints: the spec's ``GET /`` and Kubernetes' ``/livez`` and ``/readyz``."""
+"""Operational endpoints: the spec's ``GET /``, Kubernetes' ``/livez`` and ``/readyz``, and
+Prometheus' ``/metrics``."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import READINESS
+from ..keys import METRICS, READINESS
+from ..metrics import metrics_response
 
 
 async def health(request: web.Request) -> web.Response:
@@ -28,3 +30,8 @@ async def readyz(request: web.Request) -> web.Response:
         "components": readiness.components,
     }
     return web.json_response(body, status=503 if readiness.shutting_down else 200)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus metrics in the text exposition format."""
+    return metrics_response(request.app[METRICS])

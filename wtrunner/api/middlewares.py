@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 
 from aiohttp import hdrs, web
 
 from ..errors import WtrunnerError
-from ..keys import SETTINGS
+from ..keys import METRICS, SETTINGS
 from ..logs import request_id_var
+from ..metrics import observe_request
 from .operations import Handler
 
 log = logging.getLogger(__name__)
@@ -93,4 +95,13 @@ async def compression_middleware(request: web.Request, handler: Handler) -> web.
         and "gzip" in request.headers.get(hdrs.ACCEPT_ENCODING, "").lower()
     ):
         response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route template and status (probes and /metrics excluded)."""
+    started = time.perf_counter()
+    response = await handler(request)  # errors are responses by now (error middleware)
+    observe_request(request.app[METRICS], request, response.status, started)
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class ResponseModel(BaseModel):
@@ -76,3 +76,7 @@ class OpenAPIDocument(BaseModel):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+class MetricsText(RootModel[str]):
+    """Prometheus metrics in the text exposition format."""

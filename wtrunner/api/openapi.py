@@ -69,7 +69,11 @@ def _operation(op: Operation, refs: Mapping[Any, dict[str, Any]]) -> dict[str, A
             "description": response_models[0].__doc__.splitlines()[0]
             if response_models[0].__doc__
             else str(status),
-            "content": {"application/json": {"schema": schema}},
+            "content": {
+                (op.success_content_type if status == 200 else "application/json"): {
+                    "schema": schema
+                }
+            },
         }
     return document
 

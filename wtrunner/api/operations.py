@@ -32,6 +32,8 @@ class Operation:
     headers: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
     tags: tuple[str, ...] = field(default=())
+    # media type of the 200 response (everything else is JSON)
+    success_content_type: str = "application/json"
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseModels]:

@@ -12,6 +12,7 @@ from ..pubsub.messages import PushEnvelope, PushResponse
 from . import health, metadata, pubsub, runs
 from .models import (
     ErrorResponse,
+    MetricsText,
     OpenAPIDocument,
     ReadinessResponse,
     RequestErrorResponse,
@@ -126,6 +127,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "Readiness probe (503 once shutdown has begun)",
         {200: (ReadinessResponse,), 503: (ReadinessResponse,)},
         tags=("health",),
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        health.metrics,
+        "Prometheus metrics",
+        {200: (MetricsText,)},
+        tags=("health",),
+        success_content_type="text/plain",
     ),
     Operation(
         "GET",

@@ -9,8 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..errors import RequestValidationError
 from ..invokers import INVOKERS
+from ..invokers.batch_options import (
+    BATCH_OPTION_KEYS,
+    CpuMilli,
+    GpuCount,
+    GpuType,
+    ImageUri,
+    MachineType,
+    MemoryMib,
+)
 from ..keys import RUNS, SETTINGS
 from ..run_request import LithopsConfig, RunRequest, build_run_request
+from ..tracing import parent_context
 from .parsing import parse_json_body, parse_mapping
 
 ExecutionMode = Literal["async", "sequential"]
@@ -29,7 +39,12 @@ class RunQuery(BaseModel):
     invoker_type: str = Field("BlockingLocalSubprocessInvoker", description="invoker back end")
     workflow_run_id: str = Field("", description="identifier of this run")
     timeout: float | None = Field(None, gt=0, description="maximum run time in seconds")
-    docker_image_uri: str | None = Field(None, description="container image (Cloud Batch)")
+    docker_image_uri: ImageUri = None
+    cpu_milli: CpuMilli = None
+    memory_mib: MemoryMib = None
+    machine_type: MachineType = None
+    gpu_type: GpuType = None
+    gpu_count: GpuCount = None
     execution_mode: ExecutionMode | None = Field(None, description="also accepted in the body")
     mock_io: bool | None = Field(None, description="also accepted in the body")
     results_url: str | None = Field(None, description="also accepted in the body")
@@ -104,7 +119,9 @@ async def parse_run_request(request: web.Request) -> RunRequest:
     body: RunBody = parsed["body"]
     headers: TraceHeaders = parsed["headers"]
     merged = _merge(query, body)
-    options = {"docker_image_uri": query.docker_image_uri} if query.docker_image_uri else {}
+    options = {
+        key: getattr(query, key) for key in BATCH_OPTION_KEYS if getattr(query, key) is not None
+    }
     return build_run_request(
         request.app[SETTINGS],
         matchspec=query.matchspec,
@@ -142,5 +159,6 @@ async def run_workflow(request: web.Request) -> web.Response:
     """``POST /``: run the workflow; 200 with its result, 202 when accepted elsewhere, 500 when
     it failed (its error and trace in the body), or the error of design §8."""
     run_request = await parse_run_request(request)
-    outcome = await request.app[RUNS].run(run_request)
+    parent = parent_context(run_request.traceparent, run_request.tracestate)
+    outcome = await request.app[RUNS].run(run_request, "run-endpoint", parent)
     return web.json_response(outcome.body(), status=outcome.status, headers=outcome.headers)

@@ -32,6 +32,7 @@ __all__ = [
 INVOKERS: dict[str, str] = {
     "BlockingLocalSubprocessInvoker": ".local:LocalSubprocessInvoker",
     "AsyncLocalSubprocessInvoker": ".local:LocalSubprocessInvoker",
+    "CloudBatchInvoker": ".batch:CloudBatchInvoker",
 }
 
 

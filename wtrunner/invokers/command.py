@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from ..run_request import RunRequest
 from ..settings import Settings
+from ..tracing import build_context_headers, parent_context
+from ..workflow_kit import DEFAULT_RESULTS_ENV_VAR, RESULTS_ENV_VAR_SETTING
 
 
 def run_arguments(request: RunRequest, settings: Settings, config: list[str]) -> list[str]:
@@ -30,6 +32,19 @@ def run_arguments(request: RunRequest, settings: Settings, config: list[str]) ->
                 destination = "stdout"
             arguments += ["--otel-console-exporter-dst", destination]
     return arguments
+
+
+def contract_env(request: RunRequest, settings: Settings) -> dict[str, str]:
+    """What the contract tells every workflow: the results URL (and the variable's name when it
+    is not ``WT_RESULTS``) and the W3C context of the current span (the run's) or the request."""
+    env = {settings.results_env_var: request.results_url}
+    if settings.results_env_var != DEFAULT_RESULTS_ENV_VAR:
+        env[RESULTS_ENV_VAR_SETTING] = settings.results_env_var
+    headers = build_context_headers(parent_context(request.traceparent, request.tracestate))
+    for header, variable in (("traceparent", "TRACEPARENT"), ("tracestate", "TRACESTATE")):
+        if header in headers:
+            env[variable] = headers[header]
+    return env
 
 
 def passthrough_env(environ: Mapping[str, str], patterns: Iterable[str]) -> dict[str, str]:

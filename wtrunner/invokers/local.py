@@ -19,15 +19,16 @@ from pathlib import Path
 
 import anyio.to_thread
 import yaml
+from opentelemetry.trace import Span
 
 from ..environments import Environment
 from ..errors import UpstreamError
 from ..processes import GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
-from ..tracing import build_context_headers, extract_context
-from ..workflow_kit import DEFAULT_RESULTS_ENV_VAR, RESULTS_ENV_VAR_SETTING
+from ..tracing import tracer
+from ..workflow_kit import RESULTS_ENV_VAR_SETTING
 from .base import Completion, Invoker, InvokerContext, WorkflowStartError
-from .command import passthrough_env, run_arguments
+from .command import contract_env, passthrough_env, run_arguments
 
 STDERR_TAIL_BYTES = 16 * 1024
 METADATA_OUTPUT_LIMIT = 16 * 1024 * 1024
@@ -50,6 +51,7 @@ class LocalSubprocessInvoker(Invoker):
 
     _run_dir: Path | None = field(default=None, init=False)
     _process: GroupProcess | None = field(default=None, init=False)
+    _span: Span | None = field(default=None, init=False)
     _ended: bool = field(default=False, init=False)
     _leases: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
 
@@ -84,20 +86,15 @@ class LocalSubprocessInvoker(Invoker):
         assert self._run_dir is not None
         request = self.request
         env = base_env(self.context, self._require_environment())
+        for name in ("TRACEPARENT", "TRACESTATE", RESULTS_ENV_VAR_SETTING):
+            env.pop(name, None)  # only what this run says
+        env.update(contract_env(request, self.context.settings))
         env["TMPDIR"] = str(self._run_dir / "tmp")
-        results_env_var = self.context.settings.results_env_var
-        env[results_env_var] = request.results_url
-        if results_env_var != DEFAULT_RESULTS_ENV_VAR:
-            env[RESULTS_ENV_VAR_SETTING] = results_env_var  # tell the workflow the name
-        env.pop("TRACEPARENT", None)
-        env.pop("TRACESTATE", None)
-        headers = build_context_headers(extract_context(request.traceparent, request.tracestate))
-        if "traceparent" in headers:
-            env["TRACEPARENT"] = headers["traceparent"]
-        if "tracestate" in headers:
-            env["TRACESTATE"] = headers["tracestate"]
         if request.execution_mode == "async":
             env["LITHOPS_CONFIG_FILE"] = str(self._run_dir / "lithops.yaml")
+        trace_dir = self.context.settings.otel_console_exporter_file_dst_target_dir
+        if trace_dir is not None:  # a console-to-file workflow appends its spans there too
+            env["ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR"] = str(trace_dir)
         for name, value in request.data_connections_env_vars.items():
             env[name] = value.get_secret_value()
         return env
@@ -115,9 +112,12 @@ class LocalSubprocessInvoker(Invoker):
             (self._run_dir / "stderr.log").open("wb") as stderr,
         ):
             try:
+                env = self.child_env()
+                self._span = tracer.start_span("workflow-process")
                 self._process = await spawn(
-                    argv, env=self.child_env(), cwd=self._run_dir, stdout=stdout, stderr=stderr
+                    argv, env=env, cwd=self._run_dir, stdout=stdout, stderr=stderr
                 )
+                self._span.set_attribute("process.pid", self._process.process.pid)
             except OSError as exc:
                 raise WorkflowStartError(
                     f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
@@ -137,10 +137,15 @@ class LocalSubprocessInvoker(Invoker):
             self._ended = True
             await process.end(grace)
         tail = read_tail(self._run_dir / "stderr.log", STDERR_TAIL_BYTES)
+        if self._span is not None:
+            self._span.set_attribute("process.exit_code", process.returncode or 0)
+            self._span.set_attribute("wtrunner.timed_out", not finished)
         return Completion(process.returncode, timed_out=not finished, stderr_tail=tail)
 
     async def post_run(self) -> None:
         """End leftovers in the background, release the environment, remove the work dir."""
+        if self._span is not None:
+            self._span.end()
         if self._process is not None and not self._ended:
             self.context.reaper.schedule(self._process)
         self._leases.close()

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..metrics import Metrics
 from ..readiness import Readiness
 from ..runs import RunSlots
 from ..settings import Settings
@@ -58,6 +59,7 @@ class PullConsumer:
         slots: RunSlots,
         readiness: Readiness,
         client: Any,
+        metrics: Metrics,
     ) -> None:
         self.subscription = settings.pubsub_subscription
         self.lease_seconds = settings.pubsub_lease_seconds
@@ -67,6 +69,7 @@ class PullConsumer:
         self.slots = slots
         self.readiness = readiness
         self.client = client  # gcloud.aio.pubsub.SubscriberClient
+        self.metrics = metrics
         self.stats = ConsumerStats()
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: set[str] = set()  # ack ids of the messages whose runs are in flight
@@ -108,7 +111,7 @@ class PullConsumer:
         if pending:
             log.warning("%d Pub/Sub runs did not finish in the drain time: nacking", len(pending))
             await self._modify(list(self._held), 0)
-            self.stats.nacked += len(self._held)
+            self._count("nacked", len(self._held))
             self._held.clear()
             for task in pending:
                 task.cancel()
@@ -141,6 +144,7 @@ class PullConsumer:
                 raise
             except Exception as exc:
                 self.stats.pull_failures += 1
+                self.metrics.pubsub_pull_failures.inc()
                 delay = backoff * random.uniform(0.8, 1.2)
                 log.warning("pulling %s failed (%s); retrying in %.1fs", self.subscription,
                             _describe(exc), delay)  # fmt: skip
@@ -182,12 +186,12 @@ class PullConsumer:
             return  # already nacked by the drain
         self._held.discard(message.ack_id)
         if disposition.duplicate or disposition.status == "duplicate":
-            self.stats.duplicates += 1
+            self._count("duplicate")
         if disposition.ack:
             await self._acknowledge([message.ack_id])
         else:
             await self._modify([message.ack_id], 0)
-            self.stats.nacked += 1
+            self._count("nacked")
 
     # --- leases and acks ----------------------------------------------------------------------
 
@@ -216,9 +220,15 @@ class PullConsumer:
         ack_ids = list(ack_ids)
         try:
             await self.client.acknowledge(self.subscription, ack_ids)
-            self.stats.acked += len(ack_ids)
+            self._count("acked", len(ack_ids))
         except Exception as exc:  # the message comes back later and is seen as a duplicate
             log.warning("acknowledging failed: %s", _describe(exc))
+
+    def _count(self, outcome: str, messages: int = 1) -> None:
+        """Count messages acked, nacked or seen as duplicates (stats and metrics)."""
+        field = {"acked": "acked", "nacked": "nacked", "duplicate": "duplicates"}[outcome]
+        setattr(self.stats, field, getattr(self.stats, field) + messages)
+        self.metrics.pubsub_messages.labels(outcome).inc(messages)
 
     def _report(self, status: str, **details: Any) -> None:
         self.readiness.report(

@@ -22,6 +22,7 @@ from ..results import ResultsStore, normalize_results_url, public_url
 from ..run_request import RunOutcome, RunRequest, build_run_request
 from ..runs import RunService
 from ..settings import Settings
+from ..tracing import message_context
 from .messages import CommandError, RunWorkflow, parse_command
 
 log = logging.getLogger(__name__)
@@ -98,10 +99,9 @@ class PubSubRunner:
         self.ledger = RunLedger()
 
     def to_run_request(self, command: RunWorkflow) -> RunRequest:
-        """The RunRequest of a command; its wait capped at WTRUNNER_PUBSUB_MAX_RUN_SECONDS."""
+        """The RunRequest of a command."""
         payload = command.payload
         kwargs = payload.invoker_kwargs
-        cap = self.settings.pubsub_max_run_seconds
         trace = kwargs.trace_context or None
         return build_run_request(
             self.settings,
@@ -115,7 +115,7 @@ class PubSubRunner:
             results_url=kwargs.results_url,
             data_connections_env_vars=kwargs.data_connections_env_vars,
             lithops_config=kwargs.lithops_config,
-            timeout=min(kwargs.timeout or cap, cap),
+            timeout=kwargs.timeout,
             traceparent=trace.traceparent if trace else None,
             tracestate=trace.tracestate if trace else None,
             invoker_options=kwargs.invoker_options(),
@@ -165,7 +165,10 @@ class PubSubRunner:
     async def _run(self, command: RunWorkflow) -> Disposition:
         try:
             request = self.to_run_request(command)
-            outcome = await self.runs.run(request)
+            parent = message_context(request.traceparent, request.tracestate)
+            # a run waited for here never outlives WTRUNNER_PUBSUB_MAX_RUN_SECONDS
+            cap = self.settings.pubsub_max_run_seconds
+            outcome = await self.runs.run(request, "run-from-pubsub-endpoint", parent, cap)
         except WtrunnerError as exc:
             if exc.transient:
                 log.warning("run %s will be retried: %s", _run_id(command), exc)

@@ -1,0 +1,219 @@
+"""The Cloud Batch API client of one application: made on first use, retried, closed at shutdown.
+
+It is the asyncio gRPC client (``BatchServiceAsyncClient``), so a submission never blocks the
+event loop. ``WTRUNNER_BATCH_ENDPOINT`` picks where it connects:
+
+- empty: Google's endpoint, with Application Default Credentials (looked up in a worker
+  thread: on GKE that asks the metadata server);
+- ``http://host:port``: a plain, unauthenticated gRPC connection (local emulation and tests;
+  no credentials are looked up at all);
+- ``https://host[:port]`` or ``host[:port]``: that endpoint over TLS, with ADC.
+
+Creating a job is retried on UNAVAILABLE and DEADLINE_EXCEEDED (``SUBMIT_POLICY``: a few
+attempts, exponential backoff with jitter) with the very same request, request id included, so
+Batch recognises a retry of a job it already created and no second job appears. Every other
+API error is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+
+from ..errors import ServiceUnavailableError, UpstreamError, WtrunnerError
+from ..gcp import import_gcp
+from ..settings import Settings
+from .base import InvokerContext
+
+log = logging.getLogger(__name__)
+
+FEATURE = "Cloud Batch"
+CLIENT_KEY = "CloudBatchInvoker"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class BatchNotConfiguredError(WtrunnerError):
+    """Cloud Batch cannot be used with this server's settings or credentials (500)."""
+
+    status = 500
+
+
+class BatchApiError(UpstreamError):
+    """The Batch API refused the job (502); ``code`` is the gRPC status name."""
+
+    def __init__(self, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SubmitPolicy:
+    """How a job submission is retried: ``attempts`` in all, each within ``attempt_timeout``."""
+
+    attempts: int = 4
+    first_delay: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 4.0
+    attempt_timeout: float = 30.0
+
+    def delays(self) -> Iterator[float]:
+        """The pause before each retry: exponential, capped, with jitter (50-100 %)."""
+        delay = self.first_delay
+        for _ in range(self.attempts - 1):
+            yield delay * random.uniform(0.5, 1.0)
+            delay = min(delay * self.multiplier, self.max_delay)
+
+
+SUBMIT_POLICY = SubmitPolicy()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the client connects: ``target`` (``host:port``, empty = Google's) and how."""
+
+    target: str
+    plain: bool
+
+
+def parse_endpoint(value: str) -> Endpoint:
+    """``WTRUNNER_BATCH_ENDPOINT`` as an :class:`Endpoint` (BatchNotConfiguredError if unusable)."""
+    text = value.strip()
+    if not text:
+        return Endpoint("", plain=False)
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+        or port == -1
+        or (parts.scheme == "http" and port is None)
+    ):
+        raise BatchNotConfiguredError(
+            "WTRUNNER_BATCH_ENDPOINT must be host[:port], https://host[:port] or "
+            f"http://host:port (a plain connection), not {value!r}"
+        )
+    return Endpoint(parts.netloc, plain=parts.scheme == "http")
+
+
+class BatchClient:
+    """One long-lived ``BatchServiceAsyncClient``, created on first use; see the module doc."""
+
+    def __init__(self, settings: Settings, policy: SubmitPolicy | None = None) -> None:
+        self.settings = settings
+        self.policy = policy if policy is not None else SUBMIT_POLICY
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Any:
+        """The API client, made on the first call (one per application)."""
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._make_client()
+            return self._client
+
+    async def _make_client(self) -> Any:
+        endpoint = parse_endpoint(self.settings.batch_endpoint)
+        batch = import_gcp("google.cloud.batch_v1", FEATURE)
+        if endpoint.plain:
+            grpc_aio = import_gcp("grpc.aio", FEATURE)
+            transports = import_gcp(
+                "google.cloud.batch_v1.services.batch_service.transports.grpc_asyncio", FEATURE
+            )
+            # A channel given to the transport carries no credentials: nothing is looked up.
+            channel = grpc_aio.insecure_channel(endpoint.target)
+            transport = transports.BatchServiceGrpcAsyncIOTransport(channel=channel)
+            return batch.BatchServiceAsyncClient(transport=transport)
+        credentials = await self._default_credentials()
+        options = {"api_endpoint": endpoint.target} if endpoint.target else None
+        return batch.BatchServiceAsyncClient(credentials=credentials, client_options=options)
+
+    async def _default_credentials(self) -> Any:
+        auth = import_gcp("google.auth", FEATURE)
+        auth_exceptions = import_gcp("google.auth.exceptions", FEATURE)
+        lookup = functools.partial(auth.default, scopes=[CLOUD_PLATFORM_SCOPE])
+        try:
+            credentials, _ = await anyio.to_thread.run_sync(lookup)
+        except auth_exceptions.GoogleAuthError as exc:
+            raise BatchNotConfiguredError(
+                f"Cloud Batch needs Google credentials (Application Default Credentials): {exc}"
+            ) from None
+        return credentials
+
+    async def create_job(self, request: Any) -> Any:
+        """Create the job of ``request`` (a ``CreateJobRequest``); the created ``Job``.
+
+        Raises BatchApiError (502) when the API refuses it, ServiceUnavailableError (503)
+        when it stayed unavailable through every attempt.
+        """
+        exceptions = import_gcp("google.api_core.exceptions", FEATURE)
+        transient = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded)
+        client = await self.client()
+        delays = self.policy.delays()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await client.create_job(
+                    request=request, retry=None, timeout=self.policy.attempt_timeout
+                )
+            except transient as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise ServiceUnavailableError(
+                        f"the Cloud Batch API was not available for job {request.job_id} "
+                        f"(tried {attempt} times): {describe(exc)}"
+                    ) from None
+                log.warning(
+                    "Cloud Batch job %s, attempt %d: %s; retrying in %.1fs",
+                    request.job_id,
+                    attempt,
+                    describe(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except exceptions.GoogleAPICallError as exc:
+                raise BatchApiError(
+                    f"the Cloud Batch API refused job {request.job_id}: {describe(exc)}",
+                    status_name(exc),
+                ) from None
+
+    async def close(self) -> None:
+        """Close the client's channel (at application shutdown)."""
+        async with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            await client.transport.close()
+
+
+def status_name(exc: Any) -> str:
+    """The gRPC status name of an API error (``NOT_FOUND``), or its HTTP code."""
+    code = exc.grpc_status_code
+    return str(code.name) if code is not None else str(exc.code)
+
+
+def describe(exc: Any) -> str:
+    """``NotFound (NOT_FOUND): <message>``: an API error named as a client can look it up."""
+    return f"{type(exc).__name__} ({status_name(exc)}): {exc.message}"
+
+
+def batch_client(context: InvokerContext) -> BatchClient:
+    """The application's BatchClient, kept in ``context.clients`` (closed with the context)."""
+    client = context.clients.get(CLIENT_KEY)
+    if not isinstance(client, BatchClient):
+        client = context.clients[CLIENT_KEY] = BatchClient(context.settings)
+    return client
