@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
-from .channel import build_channel, examples_dir
+from .channel import examples_dir
 from .environments import Environments
 from .gcp import MissingExtraError, import_gcp
 from .invokers import InvokerContext
@@ -44,14 +47,30 @@ async def environments_context(app: web.Application) -> AsyncIterator[None]:
                 "checkout) are not available: set WTRUNNER_CHANNELS"
             )
         output = settings.cache_dir / "examples-channel"
-        report = await build_channel([source], output)
-        if report.built:
-            log.info("built the examples channel in %s: %s", output, ", ".join(report.built))
+        await _build_examples_channel(source, output)
         channels = [output.as_uri()]
     environments = Environments(settings, channels, app[METRICS])
     await environments.start()
     app[ENVIRONMENTS] = environments
     yield
+
+
+async def _build_examples_channel(source: Path, output: Path) -> None:
+    """``wtrunner channel build`` in a child process: packing and indexing stay out of the
+    server's memory and event loop (and unchanged sources build nothing)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wtrunner", "channel", "build", str(source), "--output", str(output),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise SettingsError(
+            f"building the examples channel failed: {stderr.decode(errors='replace').strip()}"
+        )
+    built = [line.split()[-1] for line in stdout.decode().splitlines() if line.startswith("built")]
+    if built:
+        log.info("built the examples channel in %s: %s", output, ", ".join(built))
 
 
 async def runs_context(app: web.Application) -> AsyncIterator[None]:

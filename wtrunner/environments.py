@@ -166,11 +166,8 @@ class Environments:
 
     async def start(self) -> None:
         """Create the cache directories and remove what crashed installs left behind."""
-        import rattler
-
         self.envs_dir.mkdir(parents=True, exist_ok=True)
         self.packages_dir.mkdir(parents=True, exist_ok=True)
-        self._gateway = rattler.Gateway(cache_dir=self.settings.cache_dir / "repodata")
         now = time.time()
         for entry in self.envs_dir.iterdir():
             stale_temp = entry.name.startswith(".tmp-") and (
@@ -260,6 +257,8 @@ class Environments:
         text = str(spec)
         if not self.channels:
             raise PackageNotFoundError(f"no package matches {text} in {self.describe_sources()}")
+        if self._gateway is None:  # py-rattler is loaded on first use: an idle server stays small
+            self._gateway = rattler.Gateway(cache_dir=self.settings.cache_dir / "repodata")
         for channel in self.channels:
             self._gateway.clear_repodata_cache(rattler.Channel(channel))
         self.stats.solves += 1
