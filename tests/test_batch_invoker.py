@@ -459,7 +459,7 @@ def test_job_id_suffix_must_be_safe() -> None:
         ({"gpu_type": "nvidia-l4", "gpu_count": "1.5"}, {}, ["query", "gpu_count"]),
         ({"gpu_count": "2"}, {}, ["gpu_count"]),
         ({}, {"results_url": "/data/results"}, ["results_url"]),
-        ({}, {"results_url": "Memory:///results"}, ["results_url"]),
+        ({}, {"results_url": "Memory:///results"}, ["body", "results_url"]),  # for any invoker
     ],
 )
 async def test_bad_requests_are_422_and_submit_nothing(

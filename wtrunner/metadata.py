@@ -18,7 +18,7 @@ from .api.models import ValidationErrorItem
 from .environments import Environment
 from .errors import SchemaValidationError, UpstreamError
 from .invokers import InvokerContext
-from .invokers.local import check_output
+from .invokers.local import CommandFailed, check_output
 from .schemas import SchemaValidator
 from .singleflight import SingleFlight
 
@@ -74,7 +74,9 @@ class Metadata:
             if kind != "params":
                 raise
             log.warning("no params schema for %s (%s); it validates its own params", key[1], exc)
-            document = None
+            if isinstance(exc, CommandFailed) and exc.exit_code != 2:
+                return None  # maybe a passing failure: ask again next time
+            document = None  # `get params` is not a command it knows: it never will be
         validator = None
         if isinstance(document, dict):
             schema = {k: v for k, v in document.items() if k != "uiSchema"}

@@ -53,17 +53,18 @@ class GroupMember:
 def group_members(pgid: int) -> list[GroupMember]:
     """Processes whose process group is ``pgid`` (zombies included), from /proc."""
     members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
-            members.append(GroupMember(int(entry.name), int(fields[1]), fields[0].decode()))
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as file:
+                    stat = file.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and int(fields[2]) == pgid:
+                members.append(GroupMember(int(entry.name), int(fields[1]), fields[0].decode()))
     return members
 
 
@@ -221,13 +222,15 @@ class GroupReaper:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def read_tail(path: Path, limit: int) -> str:
-    """The last ``limit`` bytes of a file, from a line start when possible, as text."""
+def read_tail(file: IO[bytes], limit: int) -> str:
+    """The last ``limit`` bytes of an open file, from a line start when possible, as text.
+
+    Reading the open file (not its path) works even when its directory was removed meanwhile.
+    """
     try:
-        with path.open("rb") as file:
-            size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - limit))
-            data = file.read(limit)
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - limit))
+        data = file.read(limit)
     except OSError:
         return ""
     if size > limit and b"\n" in data:

@@ -19,9 +19,9 @@ from .errors import RequestValidationError, ServiceUnavailableError
 from .settings import Settings
 
 RESULT_FILE = "result.json"
-# URL schemes obstore can read and write.
+# URL schemes obstore can read and write that a workflow process can write to too (not memory://).
 SUPPORTED_SCHEMES = frozenset(
-    {"file", "memory", "gs", "s3", "s3a", "az", "abfs", "abfss", "adl", "azure", "http", "https"}
+    {"file", "gs", "s3", "s3a", "az", "abfs", "abfss", "adl", "azure", "http", "https"}
 )
 
 
@@ -41,12 +41,17 @@ def normalize_results_url(
     if text.startswith("/"):
         path = text
     elif "://" in text:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # e.g. an unclosed "[" in the host
+            raise reject(f"not a valid URL: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in SUPPORTED_SCHEMES:
             supported = ", ".join(sorted(SUPPORTED_SCHEMES))
             raise reject(f"unsupported URL scheme {scheme!r}; use one of: {supported}")
         if scheme != "file":
+            if not parts.netloc:
+                raise reject(f"a {scheme}:// URL needs a bucket or host")
             return text
         if parts.netloc not in ("", "localhost"):
             raise reject("a file:// URL must not name a host")
@@ -98,6 +103,7 @@ class ResultsStore:
         self._stores: dict[tuple[str, str], Any] = {}
 
     def _locate(self, url: str) -> tuple[Any, str]:
+        from obstore.exceptions import GenericError
         from obstore.store import LocalStore, MemoryStore, from_url
 
         parts = urlsplit(url)
@@ -114,7 +120,10 @@ class ResultsStore:
             else:
                 # e.g. {"bearer_token": ..., "client_options": {"allow_http": true}}
                 options = self.settings.store_options(scheme)
-                store = from_url(f"{scheme}://{parts.netloc}", **options)
+                try:
+                    store = from_url(f"{scheme}://{parts.netloc}", **options)
+                except (ValueError, GenericError) as exc:  # it refuses the bucket or host
+                    raise _unusable(url, exc) from None
             self._stores[cache_key] = store
         return store, key
 
@@ -127,6 +136,8 @@ class ResultsStore:
             meta = await obstore.head_async(store, key)
         except FileNotFoundError:
             return None
+        except ValueError as exc:  # obstore cannot name an object at this path
+            raise _unusable(url, exc) from None
         except Exception as exc:
             raise self._unreachable(url, exc) from None
         return ResultMarker(meta.get("e_tag"), meta.get("last_modified"))
@@ -150,6 +161,8 @@ class ResultsStore:
             data = bytes(await response.bytes_async())
         except FileNotFoundError:
             return None
+        except ValueError as exc:
+            raise _unusable(url, exc) from None
         except Exception as exc:
             raise self._unreachable(url, exc) from None
         return parse_result(data)
@@ -161,6 +174,8 @@ class ResultsStore:
         store, key = self._locate(url)
         try:
             await obstore.put_async(store, key, json.dumps(document, default=str).encode())
+        except ValueError as exc:
+            raise _unusable(url, exc) from None
         except Exception as exc:
             raise self._unreachable(url, exc, "write") from None
 
@@ -170,6 +185,13 @@ class ResultsStore:
         return ServiceUnavailableError(
             f"cannot {verb} {RESULT_FILE} at {public_url(url)}: {reason}"
         )
+
+
+def _unusable(url: str, exc: Exception) -> RequestValidationError:
+    """A results URL the object store cannot work with (a 422, before anything runs)."""
+    return RequestValidationError.single(
+        ["results_url"], f"not a usable results URL: {exc}", url, type="results_url"
+    )
 
 
 def parse_result(data: bytes) -> dict[str, Any]:

@@ -120,11 +120,21 @@ def check_env_names(
             message = f"{name} is reserved and cannot be set by a request"
         elif "\0" in value.get_secret_value():
             message = "the value contains a NUL character"
+        elif not _encodable(value.get_secret_value()):
+            message = "the value is not valid Unicode (a lone surrogate)"
         if message:
             problems.append(
                 {"type": "env_name", "loc": [*loc, name], "msg": message, "input": name}
             )
     return problems
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def build_run_request(

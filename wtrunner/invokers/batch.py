@@ -51,8 +51,8 @@ WORKFLOW_LABEL = "wtrunner-workflow"
 SECRET_REFERENCE = re.compile(r"^projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+$")
 # Server variables every job gets, as the earlier implementation passed them.
 SERVER_PASSTHROUGH = ("WT_*",)
-# A job runs on a VM of its own: results written to the pod's disk or memory would be lost.
-LOCAL_RESULT_SCHEMES = frozenset({"file", "memory"})
+# A job runs on a VM of its own: results written to the pod's disk would be lost.
+LOCAL_RESULT_SCHEMES = frozenset({"file"})
 
 
 @dataclass
@@ -116,7 +116,7 @@ def check_request(request: RunRequest) -> BatchOptions:
             {
                 "type": "results_url",
                 "loc": ["results_url"],
-                "msg": "a Cloud Batch job cannot write to this server's disk or memory: "
+                "msg": "a Cloud Batch job cannot write to this server's disk: "
                 "use a URL the job can reach (gs://, s3://, ...)",
                 "input": request.results_url,
             }

@@ -16,13 +16,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import anyio.to_thread
 import yaml
 from opentelemetry.trace import Span
 
 from ..environments import Environment
-from ..errors import UpstreamError
+from ..errors import ServiceUnavailableError, UpstreamError
 from ..processes import GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
 from ..tracing import tracer
@@ -52,6 +53,7 @@ class LocalSubprocessInvoker(Invoker):
     _run_dir: Path | None = field(default=None, init=False)
     _process: GroupProcess | None = field(default=None, init=False)
     _span: Span | None = field(default=None, init=False)
+    _stderr_log: IO[bytes] | None = field(default=None, init=False)
     _ended: bool = field(default=False, init=False)
     _leases: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
 
@@ -69,17 +71,27 @@ class LocalSubprocessInvoker(Invoker):
         return self.environment
 
     async def pre_run(self) -> None:
-        """Lease the environment and prepare the work dir: params file, Lithops config."""
+        """Lease the environment and prepare the work dir: params file, Lithops config, logs.
+
+        A server disk that cannot take them (full, read-only) is a 503: retrying later may work.
+        """
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
-        self._run_dir = new_work_dir(self.context, "run-")
-        (self._run_dir / "tmp").mkdir()
-        (self._run_dir / "params.json").write_text(json.dumps(self.request.params))
-        if self.request.execution_mode == "async":
-            config = self.request.lithops_config or LithopsConfig()
-            (self._run_dir / "lithops.yaml").write_text(
-                yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
+        try:
+            self._run_dir = new_work_dir(self.context, "run-")
+            (self._run_dir / "tmp").mkdir()
+            (self._run_dir / "params.json").write_text(json.dumps(self.request.params))
+            if self.request.execution_mode == "async":
+                config = self.request.lithops_config or LithopsConfig()
+                (self._run_dir / "lithops.yaml").write_text(
+                    yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
+                )
+            # kept open: the tail stays readable even if the work dir is removed meanwhile
+            self._stderr_log = self._leases.enter_context(
+                (self._run_dir / "stderr.log").open("w+b")
             )
+        except OSError as exc:
+            raise _no_room(self.context, exc) from None
 
     def child_env(self) -> dict[str, str]:
         """The workflow's whole environment: activation, pass-through, then what wtrunner sets."""
@@ -107,15 +119,13 @@ class LocalSubprocessInvoker(Invoker):
             str(environment.executable),
             *run_arguments(self.request, self.context.settings, config),
         ]
-        with (
-            (self._run_dir / "stdout.log").open("wb") as stdout,
-            (self._run_dir / "stderr.log").open("wb") as stderr,
-        ):
+        assert self._stderr_log is not None
+        with (self._run_dir / "stdout.log").open("wb") as stdout:
             try:
                 env = self.child_env()
                 self._span = tracer.start_span("workflow-process")
                 self._process = await spawn(
-                    argv, env=env, cwd=self._run_dir, stdout=stdout, stderr=stderr
+                    argv, env=env, cwd=self._run_dir, stdout=stdout, stderr=self._stderr_log
                 )
                 self._span.set_attribute("process.pid", self._process.process.pid)
             except OSError as exc:
@@ -136,7 +146,8 @@ class LocalSubprocessInvoker(Invoker):
         if not finished:
             self._ended = True
             await process.end(grace)
-        tail = read_tail(self._run_dir / "stderr.log", STDERR_TAIL_BYTES)
+        assert self._stderr_log is not None
+        tail = read_tail(self._stderr_log, STDERR_TAIL_BYTES)
         if self._span is not None:
             self._span.set_attribute("process.exit_code", process.returncode or 0)
             self._span.set_attribute("wtrunner.timed_out", not finished)
@@ -167,10 +178,19 @@ def base_env(context: InvokerContext, environment: Environment) -> dict[str, str
 
 
 def new_work_dir(context: InvokerContext, prefix: str) -> Path:
-    """A fresh directory under ``<cache>/runs`` for one process."""
+    """A fresh directory under ``<cache>/runs`` for one process (503 when the disk refuses)."""
     runs = context.settings.cache_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
+    except OSError as exc:
+        raise _no_room(context, exc) from None
+
+
+def _no_room(context: InvokerContext, exc: OSError) -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        f"cannot prepare a work dir in {context.settings.cache_dir}: {exc.strerror or exc}"
+    )
 
 
 async def check_output(

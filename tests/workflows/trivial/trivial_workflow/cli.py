@@ -25,6 +25,9 @@ def main() -> int:
     if seconds:
         time.sleep(seconds)
     url = os.environ[os.environ.get("WT_INVOKERS__RESULTS_ENV_VAR") or "WT_RESULTS"]
+    if urlparse(url).scheme != "file":
+        print(f"only file:// results, not {url}", file=sys.stderr)
+        return 1
     directory = unquote(urlparse(url).path)
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "result.json"), "w") as file:

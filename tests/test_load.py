@@ -1,0 +1,152 @@
+"""Load: 500 runs with mixed outcomes against a real server process; nothing lost or leaked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.processes import free_port, wait_until_answering
+from wtrunner.run_request import TIMEOUT_MESSAGE
+
+RUNS = 500
+CONCURRENCY = 16
+
+# (package, params, query) -> (expected status, does a result.json exist afterwards)
+KINDS: dict[str, tuple[str, dict[str, Any], dict[str, str], int, bool]] = {
+    "ok": ("wt-test-trivial-workflow", {"sleep": {"seconds": 0.05}}, {}, 200, True),
+    "workflow_error": ("wt-test-echo-workflow", {"echo": {"raise": "bad"}}, {}, 500, True),
+    "crash": ("wt-test-crash-workflow", {}, {}, 500, False),
+    "timeout": ("wt-test-slow-workflow", {"sleep": {"seconds": 30}}, {"timeout": "0.3"},
+                500, False),
+}  # fmt: skip
+
+
+def _status_of(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def _rss_mib(pid: int) -> float:
+    return int(_status_of(pid)["VmRSS"].split()[0]) / 1024
+
+
+def _fds(pid: int) -> list[str]:
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            continue
+    return sorted(target for target in targets if not target.startswith("socket:"))
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
+@pytest.mark.slow
+async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, channel: Path) -> None:
+    port = free_port()
+    cache = tmp_path / "cache"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path / "tmp"),
+        "WTRUNNER_CACHE_DIR": str(cache),
+        "WTRUNNER_CHANNELS": channel.as_uri(),
+        "WTRUNNER_MAX_CONCURRENT_RUNS": str(CONCURRENCY),
+        "WTRUNNER_KILL_GRACE_SECONDS": "0.2",
+    }
+    (tmp_path / "tmp").mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(f"{base}/livez", server)
+        plan = [kind for kind in KINDS for _ in range(RUNS // len(KINDS))]
+        random.Random(7).shuffle(plan)
+        results = tmp_path / "results"
+
+        async with aiohttp.ClientSession() as session:
+
+            async def one(index: int, kind: str) -> tuple[int, dict[str, Any]]:
+                package, params, query, _, _ = KINDS[kind]
+                body = {
+                    "params": params,
+                    "execution_mode": "sequential",
+                    "mock_io": True,
+                    "results_url": str(results / f"{index}"),
+                }
+                async with session.post(
+                    f"{base}/", params={"matchspec": package, **query}, json=body
+                ) as response:
+                    return response.status, await response.json()
+
+            for kind in KINDS:  # warm: environments installed, metadata cached
+                await one(-1, kind)
+            baseline_rss = _rss_mib(server.pid)
+            baseline_fds = _fds(server.pid)
+
+            semaphore = asyncio.Semaphore(CONCURRENCY)
+
+            async def limited(index: int, kind: str) -> tuple[int, dict[str, Any]]:
+                async with semaphore:
+                    return await one(index, kind)
+
+            started = time.monotonic()
+            answers = await asyncio.gather(*(limited(i, k) for i, k in enumerate(plan)))
+            elapsed = time.monotonic() - started
+
+        for index, (kind, (status, body)) in enumerate(zip(plan, answers, strict=True)):
+            _, _, _, expected, writes_result = KINDS[kind]
+            assert status == expected, (index, kind, status, body)
+            result_file = results / f"{index}" / "result.json"
+            assert result_file.exists() == writes_result, (index, kind)
+            if kind == "ok":
+                assert json.loads(result_file.read_text())["result"]["ok"] is True
+                assert body["result"]["ok"] is True
+            elif kind == "workflow_error":
+                assert body["error"] == "bad"
+            elif kind == "timeout":
+                assert body["error"] == TIMEOUT_MESSAGE
+            else:
+                assert body["error"].startswith("The workflow exited with code 3")
+
+        # what the runs left: no processes, no descriptors, no work dirs or temp files
+        deadline = time.monotonic() + 30
+        while _children(server.pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # the background reaper may still be ending stragglers
+        assert _children(server.pid) == []
+        assert _fds(server.pid) == baseline_fds
+        assert list((cache / "runs").iterdir()) == []
+        assert list((tmp_path / "tmp").iterdir()) == []
+        assert _rss_mib(server.pid) < baseline_rss + 30, "memory back near where it started"
+        print(f"{RUNS} runs in {elapsed:.1f}s")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert server.returncode == 0
