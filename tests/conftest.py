@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.processes import free_port, wait_until_answering
+from tests.processes import start_server
 from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
 from wtrunner.channel import build_channel
@@ -164,27 +162,18 @@ class LiveServer:
 def live_server(tmp_path_factory: pytest.TempPathFactory, channel: Path) -> Iterator[LiveServer]:
     """``wtrunner serve`` on the session channel, results confined to a temporary root."""
     work = tmp_path_factory.mktemp("live-server")
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(work),
-        "WTRUNNER_CACHE_DIR": str(work / "cache"),
-        "WTRUNNER_CHANNELS": channel.as_uri(),
-        "WTRUNNER_RESULTS_ROOTS": str(work / "results"),
-        "WTRUNNER_KILL_GRACE_SECONDS": "0.2",
-        # cloud stores point at a closed local port: nothing may leave this machine
-        "WTRUNNER_OBJECT_STORE_OPTIONS": json.dumps(NOWHERE_STORES),
-    }
     with (work / "server.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
+        process, url = start_server(
+            work,
             stderr=log,
+            WTRUNNER_CHANNELS=channel.as_uri(),
+            WTRUNNER_RESULTS_ROOTS=str(work / "results"),
+            WTRUNNER_KILL_GRACE_SECONDS="0.2",
+            # cloud stores point at a closed local port: nothing may leave this machine
+            WTRUNNER_OBJECT_STORE_OPTIONS=json.dumps(NOWHERE_STORES),
         )
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/livez", process)
-        yield LiveServer(f"http://127.0.0.1:{port}", work / "results")
+        yield LiveServer(url, work / "results")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

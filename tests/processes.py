@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import IO
 
 
 def free_port() -> int:
@@ -30,3 +34,32 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
             pass
         time.sleep(0.05)
     raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def start_server(
+    work: Path,
+    *,
+    stderr: int | IO[bytes] = subprocess.PIPE,
+    **settings: str,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``wtrunner serve`` as a real process on a free port, answering; (process, base URL).
+
+    Its environment is minimal: PATH, HOME and WTRUNNER_CACHE_DIR under ``work``, then
+    ``settings`` (variable name -> value). stdout is discarded; stderr as given (a pipe that
+    ``communicate()`` reads, by default).
+    """
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(work),
+        "WTRUNNER_CACHE_DIR": str(work / "cache"),
+        **settings,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    wait_until_answering(f"http://127.0.0.1:{port}/livez", process)
+    return process, f"http://127.0.0.1:{port}"

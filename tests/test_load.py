@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.processes import free_port, wait_until_answering
+from tests.processes import start_server
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
 RUNS = 500
@@ -66,27 +65,17 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.slow
 async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, channel: Path) -> None:
-    port = free_port()
     cache = tmp_path / "cache"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "TMPDIR": str(tmp_path / "tmp"),
-        "WTRUNNER_CACHE_DIR": str(cache),
-        "WTRUNNER_CHANNELS": channel.as_uri(),
-        "WTRUNNER_MAX_CONCURRENT_RUNS": str(CONCURRENCY),
-        "WTRUNNER_KILL_GRACE_SECONDS": "0.2",
-    }
     (tmp_path / "tmp").mkdir()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
+    server, base = start_server(
+        tmp_path,
         stderr=subprocess.DEVNULL,
+        TMPDIR=str(tmp_path / "tmp"),
+        WTRUNNER_CHANNELS=channel.as_uri(),
+        WTRUNNER_MAX_CONCURRENT_RUNS=str(CONCURRENCY),
+        WTRUNNER_KILL_GRACE_SECONDS="0.2",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(f"{base}/livez", server)
         plan = [kind for kind in KINDS for _ in range(RUNS // len(KINDS))]
         random.Random(7).shuffle(plan)
         results = tmp_path / "results"

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Client, ClientFactory, post_run
-from tests.processes import free_port, wait_until_answering
+from tests.processes import free_port, start_server
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.settings import Settings
 from wtrunner.tracing import build_tracer_provider, gcp_exporter, otel_span_formatter
@@ -208,22 +208,14 @@ def test_gcp_exporter_is_built_for_the_project_without_credentials() -> None:
 
 
 def test_a_trace_file_shows_the_whole_chain(tmp_path: Path, channel: Path) -> None:
-    port = free_port()
     traces = tmp_path / "traces"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "WTRUNNER_CACHE_DIR": str(tmp_path / "cache"),
-        "WTRUNNER_CHANNELS": channel.as_uri(),
-        "ECOSCOPE_WORKFLOWS_OTEL_EXPORTER": "console",
-        "ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR": str(traces),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    server, url = start_server(
+        tmp_path,
+        WTRUNNER_CHANNELS=channel.as_uri(),
+        ECOSCOPE_WORKFLOWS_OTEL_EXPORTER="console",
+        ECOSCOPE_WORKFLOWS_OTEL_CONSOLE_EXPORTER_FILE_DST_TARGET_DIR=str(traces),
+    )
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/livez", server)
         body = {
             "params": {"workflow_details": {"name": "traced"}, "get_fixes": {}},
             "execution_mode": "sequential",
@@ -231,7 +223,7 @@ def test_a_trace_file_shows_the_whole_chain(tmp_path: Path, channel: Path) -> No
             "results_url": str(tmp_path / "results"),
         }
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/?matchspec=wt-example-tracks-workflow",
+            f"{url}/?matchspec=wt-example-tracks-workflow",
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "traceparent": TRACEPARENT},
         )

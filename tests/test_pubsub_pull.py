@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, ClientFactory
-from tests.processes import free_port, wait_until_answering
+from tests.processes import start_server
 from tests.pubsub_helpers import ACK_DEADLINE_SECONDS, Subscription, run_command, start_emulator
 from wtrunner.keys import PUBSUB_CONSUMER, RUNS
 from wtrunner.pubsub.consumer import PullConsumer
@@ -161,33 +159,23 @@ async def test_sigterm_drains_nacks_the_rest_and_another_consumer_completes_them
     tmp_path: Path,
     channel: Path,
 ) -> None:
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"],
-        "WTRUNNER_CACHE_DIR": str(tmp_path / "cache-a"),
-        "WTRUNNER_CHANNELS": channel.as_uri(),
-        "WTRUNNER_PUBSUB_SUBSCRIPTION": subscription.path,
-        "WTRUNNER_PUBSUB_LEASE_SECONDS": str(ACK_DEADLINE_SECONDS),
-        "WTRUNNER_PUBSUB_DRAIN_SECONDS": "1",
-        "WTRUNNER_KILL_GRACE_SECONDS": "0.5",
-        "WTRUNNER_MAX_CONCURRENT_RUNS": "2",
-    }
-    replica = subprocess.Popen(
-        [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    replica, _ = start_server(
+        tmp_path,
+        PUBSUB_EMULATOR_HOST=os.environ["PUBSUB_EMULATOR_HOST"],
+        WTRUNNER_CHANNELS=channel.as_uri(),
+        WTRUNNER_PUBSUB_SUBSCRIPTION=subscription.path,
+        WTRUNNER_PUBSUB_LEASE_SECONDS=str(ACK_DEADLINE_SECONDS),
+        WTRUNNER_PUBSUB_DRAIN_SECONDS="1",
+        WTRUNNER_KILL_GRACE_SECONDS="0.5",
+        WTRUNNER_MAX_CONCURRENT_RUNS="2",
     )
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/livez", replica)
         commands = [
             run_command(SLOW, {"sleep": {"seconds": 6}}, tmp_path / f"r{i}", run_id=f"long-{i}")
             for i in range(2)
         ]
         await subscription.publish(*commands)
-        runs_dir = tmp_path / "cache-a" / "runs"
+        runs_dir = tmp_path / "cache" / "runs"
         await _until(
             lambda: runs_dir.exists() and len(list(runs_dir.glob("run-*"))) == 2,
             what="both runs in flight in the first replica",

@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.processes import free_port, wait_until_answering
+from tests.processes import start_server
 
 
-def _start_server(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    environment = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "WTRUNNER_CACHE_DIR": str(tmp_path / "cache"),
-        "WTRUNNER_SHUTDOWN_TIMEOUT": "5",
-        **env,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wtrunner", "serve", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    wait_until_answering(f"http://127.0.0.1:{port}/livez", process)
-    return process, port
+def _start_server(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    return start_server(tmp_path, **{"WTRUNNER_SHUTDOWN_TIMEOUT": "5", **env})
 
 
 def test_serve_answers_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
-    process, port = _start_server(tmp_path)
+    process, url = _start_server(tmp_path)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
+        with urllib.request.urlopen(f"{url}/") as response:
             assert json.load(response) == {"status": "ok"}
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
@@ -50,10 +33,10 @@ def test_serve_answers_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_serve_logs_json_lines_without_probes(tmp_path: Path) -> None:
-    process, port = _start_server(tmp_path, WTRUNNER_LOG_FORMAT="json")
+    process, url = _start_server(tmp_path, WTRUNNER_LOG_FORMAT="json")
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz").close()
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json").close()
+        urllib.request.urlopen(f"{url}/readyz").close()
+        urllib.request.urlopen(f"{url}/openapi.json").close()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=15)
     finally:
@@ -65,13 +48,13 @@ def test_serve_logs_json_lines_without_probes(tmp_path: Path) -> None:
     assert access[0]["status"] == 200 and access[0]["request_id"]
 
 
-def _post_in_thread(port: int, query: str, body: dict[str, object]) -> dict[str, object]:
+def _post_in_thread(url: str, query: str, body: dict[str, object]) -> dict[str, object]:
     """POST / from a worker thread; the outcome lands in the returned dict."""
     outcome: dict[str, object] = {}
 
     def post() -> None:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/?{query}",
+            f"{url}/?{query}",
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
@@ -96,11 +79,11 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
 
 
 def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> None:
-    process, port = _start_server(tmp_path, WTRUNNER_CHANNELS=channel.as_uri())
+    process, url = _start_server(tmp_path, WTRUNNER_CHANNELS=channel.as_uri())
     runs_dir = tmp_path / "cache" / "runs"
     try:
         outcome = _post_in_thread(
-            port,
+            url,
             "matchspec=wt-test-slow-workflow",
             {
                 "params": {"sleep": {"seconds": 2}},
@@ -122,7 +105,7 @@ def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> No
 
 
 def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: Path) -> None:
-    process, port = _start_server(
+    process, url = _start_server(
         tmp_path,
         WTRUNNER_CHANNELS=channel.as_uri(),
         WTRUNNER_SHUTDOWN_TIMEOUT="1",
@@ -131,7 +114,7 @@ def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: 
     pid_file = tmp_path / "grandchild.pid"
     try:
         outcome = _post_in_thread(
-            port,
+            url,
             "matchspec=wt-test-orphan-workflow",
             {
                 "params": {"orphan": {"pid_file": str(pid_file), "then": "sleep"}},
