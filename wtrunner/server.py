@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -39,6 +40,9 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, _on_signal, signum, stop)
     try:
         await runner.setup()
+        # What start-up made lives as long as the process: keep it out of the collector's
+        # full passes, which otherwise pause the loop for tens of ms under load.
+        gc.freeze()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         for address in runner.addresses:
