@@ -19,7 +19,15 @@ from tests.conftest import Client, ClientFactory, post_run
 from tests.processes import free_port, start_server
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.settings import Settings
-from wtrunner.tracing import build_tracer_provider, gcp_exporter, otel_span_formatter
+from wtrunner.tracing import (
+    attach_context,
+    build_context_headers,
+    build_tracer_provider,
+    detach_context,
+    extract_context,
+    gcp_exporter,
+    otel_span_formatter,
+)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -296,3 +304,13 @@ async def test_unknown_routes_are_counted_under_one_label(client: Client) -> Non
         (("method", "GET"), ("route", "unmatched"), ("status", "404")),
     )
     assert samples[key] == 3
+
+
+def test_attach_context_makes_the_w3c_context_current() -> None:
+    token = attach_context(TRACEPARENT, "vendor=1")
+    try:
+        assert build_context_headers() == {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+    finally:
+        detach_context(token)
+    assert "traceparent" not in build_context_headers()
+    assert build_context_headers(extract_context("not-a-traceparent")) == {}

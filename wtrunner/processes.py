@@ -211,11 +211,6 @@ class GroupReaper:
         except Exception:
             log.exception("ending process group %s failed", process.pgid)
 
-    @property
-    def pending(self) -> int:
-        """Groups still being ended."""
-        return len(self._tasks)
-
     async def close(self) -> None:
         """Kill and reap every group still pending, without waiting out grace periods."""
         self._hurry.set()
