@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def _wtrunner_run(channel: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,3 +82,21 @@ def test_failures_exit_1_with_the_error(channel: Path, tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert "no package matches" in json.loads(missing.stdout)["detail"]
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.slow
+def test_exit_status_is_never_a_crash_after_the_work_is_done(channel: Path, tmp_path: Path) -> None:
+    # py-rattler's tokio threads can crash a finalizing interpreter (-11/-6) right after a
+    # solve; the command must exit with its own status every time, even on a busy machine.
+    params = tmp_path / "params.json"
+    params.write_text("{}")
+
+    def one(index: int) -> int:
+        return _wtrunner_run(
+            channel, tmp_path / str(index), "wt-nothing", "--params", str(params),
+            "--results-url", str(tmp_path / "r"),
+        ).returncode  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(one, range(40)))
+    assert codes == [1] * 40

@@ -1,5 +1,5 @@
 """``python -m wtrunner`` is the ``wtrunner`` command."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .settings import SettingsError, load_settings
 
@@ -46,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--output", required=True, type=Path, help="the channel directory")
     return parser
+
+
+def run() -> NoReturn:
+    """The ``wtrunner`` program: :func:`main`, then leave without interpreter finalization.
+
+    py-rattler's asyncio calls leave tokio worker threads behind that can crash a finalizing
+    interpreter (a known PyO3 race: exit status -11 or -6 after all the work was done). Once
+    output and logs are flushed there is nothing left to finalize, so the process exits directly.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
