@@ -145,19 +145,25 @@ def _busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICK
 
 
+def process_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """Every process as ``(pid, fields of /proc/<pid>/stat after the command name)``:
+    fields[0] state, [1] ppid, [2] pgrp, [11:13] utime and stime, [13:15] of reaped children."""
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+            except OSError:
+                continue
+            yield int(entry.name), stat[stat.rfind(b")") + 2 :].split()
+
+
 def _own_seconds() -> float:
     """CPU seconds this process and all its descendants used (reaped children included)."""
     children: dict[int, list[int]] = {}
     times: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        pid = int(entry.name)
+    for pid, fields in process_stats():
         children.setdefault(int(fields[1]), []).append(pid)
         # utime, stime, cutime, cstime: the process and its reaped descendants
         times[pid] = sum(int(f) for f in fields[11:15]) / _TICK
@@ -355,18 +361,11 @@ def rss_bytes(pid: int) -> int:
 
 def child_count(pid: int) -> int:
     """Live children of process ``pid`` (workflow processes of a server)."""
-    count = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] not in (b"Z", b"X"):
-            count += 1
-    return count
+    return sum(
+        1
+        for _, fields in process_stats()
+        if int(fields[1]) == pid and fields[0] not in (b"Z", b"X")
+    )
 
 
 @contextmanager

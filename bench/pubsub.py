@@ -30,6 +30,7 @@ from common import (
     client_session,
     cpu_seconds,
     guarded,
+    process_stats,
     ratio,
     server,
     show,
@@ -72,18 +73,7 @@ async def messages(running: Server, session: Any) -> dict[str, float]:
 
 def group_cpu_seconds(pgid: int) -> float:
     """CPU seconds the live processes of process group ``pgid`` used (the emulator's JVM)."""
-    total = 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            total += sum(cpu_seconds(int(entry.name)))
-    return total
+    return sum(sum(cpu_seconds(pid)) for pid, fields in process_stats() if int(fields[2]) == pgid)
 
 
 async def batch(

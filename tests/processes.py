@@ -63,3 +63,19 @@ def start_server(
     )
     wait_until_answering(f"http://127.0.0.1:{port}/livez", process)
     return process, f"http://127.0.0.1:{port}"
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (zombies included), from /proc."""
+    children = []
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.processes import start_server
+from tests.processes import children_of, start_server
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
 RUNS = 500
@@ -48,19 +48,6 @@ def _fds(pid: int) -> list[str]:
         except FileNotFoundError:
             continue
     return sorted(target for target in targets if not target.startswith("socket:"))
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
-                children.append(int(entry))
-    return children
 
 
 @pytest.mark.slow
@@ -127,9 +114,9 @@ async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, chan
 
         # what the runs left: no processes, no descriptors, no work dirs or temp files
         deadline = time.monotonic() + 30
-        while _children(server.pid) and time.monotonic() < deadline:
+        while children_of(server.pid) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)  # the background reaper may still be ending stragglers
-        assert _children(server.pid) == []
+        assert children_of(server.pid) == []
         assert _fds(server.pid) == baseline_fds
         assert list((cache / "runs").iterdir()) == []
         assert list((tmp_path / "tmp").iterdir()) == []

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Client, ClientFactory, SettingsFactory, post_run
+from tests.processes import children_of
 from wtrunner.processes import group_members
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
@@ -45,20 +46,6 @@ def _open_fds() -> tuple[list[str], int]:
             continue
     files = sorted(target for target in targets if not target.startswith("socket:"))
     return files, len(targets) - len(files)
-
-
-def _children_of_this_process() -> list[int]:
-    me = str(os.getpid())
-    children = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-            except OSError:
-                continue
-            if stat[stat.rfind(b")") + 2 :].split()[1].decode() == me:
-                children.append(int(entry.name))
-    return children
 
 
 async def test_timeout_ends_the_whole_group_grandchild_included(
@@ -175,7 +162,7 @@ async def test_many_runs_leak_no_fds_temp_files_or_processes(
     await post_run(client, "wt-test-trivial-workflow", {}, tmp_path / "warm")
     await post_run(client, "wt-test-crash-workflow", {}, tmp_path / "warm-crash")
     files_before, sockets_before = _open_fds()
-    children_before = set(_children_of_this_process())  # e.g. a session's emulator
+    children_before = set(children_of(os.getpid()))  # e.g. a session's emulator
 
     semaphore = asyncio.Semaphore(10)
 
@@ -194,7 +181,7 @@ async def test_many_runs_leak_no_fds_temp_files_or_processes(
     assert statuses.count(200) == 150 and statuses.count(500) == 50
 
     assert list((settings.cache_dir / "runs").iterdir()) == []
-    assert set(_children_of_this_process()) <= children_before
+    assert set(children_of(os.getpid())) <= children_before
     files_after, sockets_after = _open_fds()
     assert files_after == files_before, "files, pipes and other descriptors all closed"
     # HTTP keep-alive: at most the client's 10 pooled connections, both ends in this process
