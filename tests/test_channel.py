@@ -91,58 +91,24 @@ async def test_long_interpreter_paths_get_a_launcher_that_still_runs(tmp_path: P
     assert result["result"] == {"ok": True, "params": {"a": 1}}
 
 
+def _channel_build(*sources: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wtrunner", "channel", "build", *map(str, sources),
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def test_cli_builds_a_channel(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wtrunner",
-            "channel",
-            "build",
-            str(REPO / "examples"),
-            "--output",
-            str(tmp_path / "channel"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _channel_build(REPO / "examples", output=tmp_path / "channel")
     assert done.returncode == 0, done.stderr
     assert "built     wt-example-tracks-workflow-1.0.0-" in done.stdout
     assert _packages(tmp_path / "channel")[0].startswith("wt-example-tracks-workflow-1.0.0-")
 
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wtrunner",
-            "channel",
-            "build",
-            str(REPO / "examples"),
-            "--output",
-            str(tmp_path / "channel"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = _channel_build(REPO / "examples", output=tmp_path / "channel")
     assert "unchanged wt-example-tracks-workflow" in again.stdout
 
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wtrunner",
-            "channel",
-            "build",
-            str(tmp_path / "nope"),
-            "--output",
-            str(tmp_path / "channel"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = _channel_build(tmp_path / "nope", output=tmp_path / "channel")
     assert missing.returncode == 2 and "not a directory" in missing.stderr
     assert "Traceback" not in missing.stderr
 

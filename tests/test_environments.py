@@ -75,12 +75,17 @@ async def test_unreadable_channel_is_service_unavailable(make_settings: Settings
         await _resolve(environments, VERSIONS)
 
 
+async def _baked_prefix(channel: Path, target: Path) -> Path:
+    """A prefix with the versions workflow 1.0.0 installed, as an image would carry it."""
+    records = await rattler.solve([channel.as_uri()], [f"{VERSIONS}==1.0.0"])
+    await rattler.install(records, target, show_progress=False)
+    return target
+
+
 async def test_installed_prefix_is_used_when_it_matches_and_ignored_when_not(
     make_settings: SettingsFactory, channel: Path, tmp_path: Path
 ) -> None:
-    installed = tmp_path / "baked-env"
-    records = await rattler.solve([channel.as_uri()], [f"{VERSIONS}==1.0.0"])
-    await rattler.install(records, installed, show_progress=False)
+    installed = await _baked_prefix(channel, tmp_path / "baked-env")
 
     environments = await _environments(make_settings(prefixes=(str(installed),)))
     from_prefix = await _resolve(environments, f"{VERSIONS}==1.0.0")
@@ -94,9 +99,7 @@ async def test_installed_prefix_is_used_when_it_matches_and_ignored_when_not(
 async def test_installed_prefix_build_must_match(
     make_settings: SettingsFactory, channel: Path, tmp_path: Path
 ) -> None:
-    installed = tmp_path / "baked-env"
-    records = await rattler.solve([channel.as_uri()], [f"{VERSIONS}==1.0.0"])
-    await rattler.install(records, installed, show_progress=False)
+    installed = await _baked_prefix(channel, tmp_path / "baked-env")
     environments = await _environments(make_settings(prefixes=(str(installed),)))
     with pytest.raises(PackageNotFoundError):
         await _resolve(environments, f"{VERSIONS}==1.0.0=nosuchbuild")
