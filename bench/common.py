@@ -241,7 +241,7 @@ def install_floor(channel: Path, work: Path) -> Environment:
 
 class Floor:
     """The same installed workflow command, spawned directly with ``subprocess``: what a run
-    costs without the service (design §10's bare spawn)."""
+    costs without the service (the bare spawn of bench/README.md)."""
 
     def __init__(self, environment: Environment, work: Path) -> None:
         self.executable = str(environment.executable)

@@ -1,4 +1,5 @@
-"""Every benchmark, one after another, then one table of the figures next to design §10's targets.
+"""Every benchmark, one after another, then one table of the figures next to the targets of
+bench/README.md.
 
     python bench/run_all.py [--quick] [--no-wait] [--only NAME,...]
 

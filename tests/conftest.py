@@ -1,4 +1,6 @@
-"""Fixtures shared by every suite: clean settings per test and a client for the real app."""
+"""Fixtures shared by every suite: clean settings per test and a client for the real app.
+
+Fixtures only: the helpers and the types named here live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -7,27 +9,28 @@ import json
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.helpers import (
+    NOWHERE_STORES,
+    REPO,
+    Client,
+    ClientFactory,
+    LiveServer,
+    SettingsFactory,
+)
 from tests.processes import start_server
 from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
 from wtrunner.channel import build_channel
 from wtrunner.settings import Settings
 from wtrunner.tracing import build_tracer_provider, instrument_server
-
-REPO = Path(__file__).resolve().parents[1]
-
-SettingsFactory = Callable[..., Settings]
-ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture(autouse=True)
@@ -63,14 +66,14 @@ def make_settings(tmp_path: Path, channel: Path) -> SettingsFactory:
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    aiohttp_client: Callable[..., Awaitable[Client]],
     make_settings: SettingsFactory,
 ) -> ClientFactory:
     """Start the real application from the factory and return a test client for it."""
 
     async def factory(
         settings: Settings | None = None, app: web.Application | None = None, **overrides: Any
-    ) -> TestClient[web.Request, web.Application]:
+    ) -> Client:
         if app is None:
             app = create_app(settings or make_settings(**overrides))
         return await aiohttp_client(app)
@@ -78,39 +81,10 @@ def make_client(
     return factory
 
 
-Client = TestClient[web.Request, web.Application]
-
-
 @pytest.fixture
 async def client(make_client: ClientFactory) -> Client:
     """The app on the session channel, with a short kill grace period."""
     return await make_client(kill_grace_seconds=0.5)
-
-
-async def post_run(
-    client: Client,
-    matchspec: str | None,
-    params: dict[str, Any],
-    results: Path | str,
-    *,
-    query: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    **body: Any,
-) -> tuple[int, Any]:
-    """POST / with the usual body (sequential, mock I/O); returns (status, JSON body)."""
-    payload: dict[str, Any] = {
-        "params": params,
-        "execution_mode": "sequential",
-        "mock_io": True,
-        "results_url": str(results),
-        **body,
-    }
-    payload = {key: value for key, value in payload.items() if value is not None}
-    all_query = {"matchspec": matchspec} if matchspec else {}
-    all_query.update(query or {})
-    response = await client.post("/", params=all_query, json=payload, headers=headers)
-    assert response.content_type == "application/json"
-    return response.status, await response.json()
 
 
 @pytest.fixture(scope="session")
@@ -139,23 +113,6 @@ def spans() -> InMemorySpanExporter:
     trace.set_tracer_provider(provider)
     instrument_server(provider)
     return exporter
-
-
-_NOWHERE = "http://127.0.0.1:9"
-NOWHERE_STORES = {
-    "gs": {"base_url": _NOWHERE, "bearer_token": "test", "client_options": {"allow_http": True},
-           "retry_config": {"max_retries": 0}},
-    "s3": {"endpoint": _NOWHERE, "skip_signature": True, "region": "us-east-1",
-           "client_options": {"allow_http": True}, "retry_config": {"max_retries": 0}},
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    """A real ``wtrunner serve`` process of the session: base URL, and the only results root."""
-
-    url: str
-    results_root: Path
 
 
 @pytest.fixture(scope="session")

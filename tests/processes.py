@@ -21,7 +21,11 @@ def free_port() -> int:
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``process`` exits first."""
+    """Poll ``url`` until it answers 200; fail early if ``process`` exits first.
+
+    Blocking, for fixtures and helpers that are not coroutines; async tests wait for anything
+    else with :func:`tests.helpers.until`.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

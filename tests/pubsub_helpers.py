@@ -9,9 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, wait_until_answering
 
 ACK_DEADLINE_SECONDS = 2  # the emulator accepts short deadlines; the real service's minimum is 10
 
@@ -73,18 +70,10 @@ class Emulator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the Pub/Sub emulator exited: see {self.log}")
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/", timeout=2) as response:
-                    if response.read().strip() == b"Ok":
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the Pub/Sub emulator did not answer within 60s")
+        try:
+            wait_until_answering(f"http://{self.host}/", self.process, timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"the Pub/Sub emulator: {exc} (see {self.log})") from None
 
     def stop(self) -> None:
         """Kill it (state is lost, as with the real emulator)."""

@@ -19,7 +19,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 from wtrunner.api.openapi import build_openapi
 from wtrunner.api.routes import OPERATIONS
 

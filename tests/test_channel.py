@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import rattler
 
-from tests.conftest import REPO, ClientFactory, SettingsFactory
+from tests.helpers import REPO, ClientFactory, SettingsFactory
 from wtrunner.channel import ChannelBuildError, build_channel
 from wtrunner.environments import parse_matchspec
 from wtrunner.keys import ENVIRONMENTS

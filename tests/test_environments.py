@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import rattler
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import SettingsFactory
+from tests.helpers import REPO, SettingsFactory
+from wtrunner.channel import build_channel
 from wtrunner.environments import Environment, Environments, parse_matchspec
 from wtrunner.errors import PackageNotFoundError, RequestValidationError, ServiceUnavailableError
+from wtrunner.metrics import Metrics
 from wtrunner.settings import Settings
 
 VERSIONS = "wt-test-versions-workflow"
+TRIVIAL = "wt-test-trivial-workflow"
 
 
 async def _environments(settings: Settings) -> Environments:
@@ -65,7 +72,7 @@ def test_malformed_matchspec_is_a_client_error_naming_the_input(spec: str) -> No
     with pytest.raises(RequestValidationError) as info:
         parse_matchspec(spec)
     item = info.value.detail[0]
-    assert item["loc"] == ["query", "matchspec"]
+    assert item["loc"] == ["matchspec"]  # a plain field: the front door places it
     assert item["input"] == (spec or None)
 
 
@@ -135,6 +142,111 @@ async def test_warm_resolution_does_not_solve(make_settings: SettingsFactory) ->
         await _resolve(environments, "wt-test-echo-workflow")
     assert environments.stats.solves == solves
     assert environments.stats.hits == 5
+
+
+ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+
+
+async def test_concurrent_resolutions_are_each_labelled_by_what_they_did(
+    make_settings: SettingsFactory,
+    channel: Path,
+    aiohttp_server: ServerFactory,
+    spans: InMemorySpanExporter,
+) -> None:
+    """One resolution installs its environment while another, of a different spec, solves and
+    finds its environment already installed: each is labelled by its own outcome.
+
+    The session channel is served over HTTP so the test can order the two: the installing one
+    holds its package download until the other is waiting for the channel index, and that one
+    gets the index only once the install has finished.
+    """
+    index_open = asyncio.Event()
+    index_open.set()
+    index_held = asyncio.Event()  # the second resolution waits for the index
+    downloading = asyncio.Event()  # the first resolution has solved and downloads its package
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        subdir, name = request.match_info["subdir"], request.match_info["name"]
+        if name == "repodata.json" and not index_open.is_set():
+            index_held.set()
+            await asyncio.wait_for(index_open.wait(), timeout=60)
+        if name.startswith(f"{VERSIONS}-2.0.0-"):
+            downloading.set()
+            await asyncio.wait_for(index_held.wait(), timeout=60)
+        path = channel / subdir / name
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    app = web.Application()
+    app.router.add_get("/{subdir}/{name}", serve)
+    server = await aiohttp_server(app)
+    settings = make_settings(channels=(str(server.make_url("/")),))
+    await _resolve(await _environments(settings), f"{VERSIONS}<2")  # 1.0.0 is installed
+    spans.clear()
+
+    metrics = Metrics()
+    environments = Environments(settings, settings.channels, metrics)
+    await environments.start()
+    installing = asyncio.ensure_future(_resolve(environments, f"{VERSIONS}>=2"))
+    await asyncio.wait_for(downloading.wait(), timeout=60)
+    index_open.clear()
+    reusing = asyncio.ensure_future(_resolve(environments, f"{VERSIONS}<2"))
+    installed = await installing  # finishes only once `reusing` waits for the index
+    index_open.set()
+    reused = await reusing
+
+    assert (installed.version, reused.version) == ("2.0.0", "1.0.0")
+    assert environments.stats.installs == 1
+    labels = {
+        span.attributes["wtrunner.matchspec"]: span.attributes["wtrunner.resolution"]
+        for span in spans.get_finished_spans()
+        if span.name == "resolve-environment" and span.attributes
+    }
+    assert labels == {
+        str(parse_matchspec(f"{VERSIONS}>=2")): "installed",
+        str(parse_matchspec(f"{VERSIONS}<2")): "solved",
+    }
+    counted = {
+        result: metrics.registry.get_sample_value(
+            "wtrunner_environment_resolutions_total", {"result": result}
+        )
+        for result in ("installed", "solved")
+    }
+    assert counted == {"installed": 1.0, "solved": 1.0}
+
+
+async def test_rebuilt_package_in_a_local_channel_is_used_at_once(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """Same version, new build string: the next resolution uses it, well within the solve cache
+    time, and an unchanged channel is still not solved again."""
+    source = tmp_path / "trivial"
+    shutil.copytree(REPO / "tests" / "workflows" / "trivial", source)
+    local = tmp_path / "local-channel"
+    first = await build_channel([source], local)
+    environments = await _environments(
+        make_settings(channels=(str(local),), solve_cache_seconds=3600)
+    )
+    before = await _resolve(environments, TRIVIAL)
+    assert first.built == (f"{TRIVIAL}-{before.version}-{before.build}.conda",)
+
+    code = source / "trivial_workflow" / "cli.py"
+    code.write_text(code.read_text() + "\n# rebuilt\n")
+    second = await build_channel([source], local)
+    assert second.removed == first.built
+
+    after = await _resolve(environments, TRIVIAL)
+    assert second.built == (f"{TRIVIAL}-{after.version}-{after.build}.conda",)
+    assert (after.version, after.build) != (before.version, before.build)
+    assert after.version == before.version and after.prefix != before.prefix
+    installed = after.prefix / "share" / "wt-workflows" / TRIVIAL / "trivial_workflow" / "cli.py"
+    assert installed.read_text().endswith("# rebuilt\n")
+
+    solves = environments.stats.solves
+    again = await _resolve(environments, TRIVIAL)
+    assert again.prefix == after.prefix
+    assert environments.stats.solves == solves
 
 
 def _set_last_use(env: Environment, timestamp: float) -> None:

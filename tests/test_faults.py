@@ -8,13 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, ClientFactory, SettingsFactory, post_run
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
 from wtrunner.keys import ENVIRONMENTS
 
 TRACKS = "wt-example-tracks-workflow"
@@ -45,20 +44,13 @@ def _fill(directory: Path) -> None:
             file.flush()
 
 
-async def _until(condition: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def test_results_dir_that_cannot_be_written(client: Client, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the results directory should be")
     status, body = await post_run(client, TRACKS, TRACKS_PARAMS, blocker / "results")
-    assert status in (500, 503), body
-    if status == 500:  # the workflow ran and could not write: its error says why
-        assert body["error"].startswith("The workflow exited with code 1")
+    # refused before anything runs: the results directory cannot be created there
+    assert status == 422, body
+    assert body["detail"][0]["loc"] == ["body", "results_url"]
     assert blocker.read_text().startswith("a file")
 
 
@@ -111,9 +103,7 @@ async def test_workflow_killed_by_a_signal(
     run = asyncio.create_task(
         post_run(client, "wt-test-slow-workflow", {"sleep": {"seconds": 30}}, tmp_path / "r")
     )
-    await _until(lambda: _workflow_pid(runs_dir) is not None)
-    pid = _workflow_pid(runs_dir)
-    assert pid is not None
+    pid = await until(lambda: _workflow_pid(runs_dir), 30, "the workflow process")
     os.kill(pid, signal.SIGKILL)
     status, body = await run
     assert status == 500
@@ -128,7 +118,7 @@ async def test_cache_removed_while_a_run_is_in_flight(
     run = asyncio.create_task(
         post_run(client, "wt-test-slow-workflow", {"sleep": {"seconds": 1}}, tmp_path / "r1")
     )
-    await _until(lambda: _workflow_pid(settings.cache_dir / "runs") is not None)
+    await until(lambda: _workflow_pid(settings.cache_dir / "runs"), 30, "the workflow process")
     shutil.rmtree(settings.cache_dir)
     status, body = await run
     # it ends cleanly: its result, or (when it had not loaded its code yet) its own error

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import ClientFactory
+from tests.helpers import ClientFactory
 
 
 async def test_health_check_answers_ok(make_client: ClientFactory) -> None:

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
-from tests.conftest import ClientFactory, SettingsFactory
+from tests.helpers import ClientFactory, SettingsFactory
 from wtrunner.api.parsing import parse_json_body
 from wtrunner.app import create_app
 

@@ -1,4 +1,4 @@
-"""The invoker lifecycle (design §5) and the registry, with the real local back end."""
+"""The invoker lifecycle and the registry, with the real local back end."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SettingsFactory
+from tests.helpers import SettingsFactory
 from wtrunner.environments import Environments, parse_matchspec
+from wtrunner.invoker_names import INVOKER_NAMES
 from wtrunner.invokers import (
-    INVOKERS,
     InvokerContext,
     InvokerState,
     InvokerStateError,
@@ -38,13 +38,16 @@ async def _invoker(
         results_url=(tmp_path / "results").as_uri(),
     )
     context = InvokerContext(settings, environments, GroupReaper(0.2))
+    (tmp_path / "results").mkdir(exist_ok=True)  # the run path makes it before a run
     return LocalSubprocessInvoker(context, request)
 
 
 def test_registry_maps_the_spec_names() -> None:
     assert invoker_class("BlockingLocalSubprocessInvoker") is LocalSubprocessInvoker
     assert invoker_class("AsyncLocalSubprocessInvoker") is LocalSubprocessInvoker
-    assert {"BlockingLocalSubprocessInvoker", "AsyncLocalSubprocessInvoker"} <= set(INVOKERS)
+    assert {"BlockingLocalSubprocessInvoker", "AsyncLocalSubprocessInvoker"} <= set(INVOKER_NAMES)
+    for name in INVOKER_NAMES:
+        assert invoker_class(name).__name__.endswith("Invoker")
 
 
 async def test_lifecycle_idle_running_idle(make_settings: SettingsFactory, tmp_path: Path) -> None:

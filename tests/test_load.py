@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.helpers import until
 from tests.processes import children_of, start_server
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
@@ -112,11 +113,9 @@ async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, chan
             else:
                 assert body["error"].startswith("The workflow exited with code 3")
 
-        # what the runs left: no processes, no descriptors, no work dirs or temp files
-        deadline = time.monotonic() + 30
-        while children_of(server.pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)  # the background reaper may still be ending stragglers
-        assert children_of(server.pid) == []
+        # what the runs left: no processes (once the background reaper has ended the stragglers),
+        # no descriptors, no work dirs or temp files
+        await until(lambda: not children_of(server.pid), 30, "no workflow processes left")
         assert _fds(server.pid) == baseline_fds
         assert list((cache / "runs").iterdir()) == []
         assert list((tmp_path / "tmp").iterdir()) == []

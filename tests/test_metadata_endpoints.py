@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Client
+from tests.helpers import Client
 from wtrunner.environments import parse_matchspec
 from wtrunner.keys import ENVIRONMENTS, SETTINGS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from openapi_spec_validator import validate
 
-from tests.conftest import ClientFactory
+from tests.helpers import ClientFactory
 
 
 async def test_openapi_document_is_valid_and_lists_every_route(

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 from tests.pubsub_helpers import push_body, run_command
 
 PROPERTY_SETTINGS = settings(

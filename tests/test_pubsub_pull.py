@@ -7,14 +7,12 @@ import json
 import os
 import shutil
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Client, ClientFactory
+from tests.helpers import Client, ClientFactory, until
 from tests.processes import start_server
 from tests.pubsub_helpers import ACK_DEADLINE_SECONDS, Subscription, run_command, start_emulator
 from wtrunner.keys import PUBSUB_CONSUMER, RUNS
@@ -30,13 +28,6 @@ async def _consumer_app(
     settings.setdefault("kill_grace_seconds", 0.5)
     settings.setdefault("pubsub_lease_seconds", ACK_DEADLINE_SECONDS)
     return await make_client(pubsub_subscription=subscription.path, **settings)
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.05)
 
 
 def _result(results: Path) -> dict[str, Any] | None:
@@ -57,7 +48,7 @@ async def test_pull_end_to_end_acked_and_not_redelivered(
     consumer = _consumer(client)
     params = {"workflow_details": {"name": "pulled"}, "get_fixes": {}}
     await subscription.publish(run_command("wt-example-tracks-workflow", params, tmp_path / "r"))
-    await _until(lambda: consumer.stats.acked == 1, what="the message to be acked")
+    await until(lambda: consumer.stats.acked == 1, 60, "the message to be acked")
     assert _result(tmp_path / "r")["result"]["workflow"] == "pulled"  # type: ignore[index]
     readyz = await client.get("/readyz")
     assert (await readyz.json())["components"]["pubsub"]["status"] == "ok"
@@ -75,7 +66,7 @@ async def test_a_run_longer_than_three_ack_deadlines_is_not_redelivered(
     consumer = _consumer(client)
     seconds = 4 * ACK_DEADLINE_SECONDS
     await subscription.publish(run_command(SLOW, {"sleep": {"seconds": seconds}}, tmp_path / "r"))
-    await _until(lambda: consumer.stats.acked == 1, timeout=60, what="the slow run")
+    await until(lambda: consumer.stats.acked == 1, 60, "the slow run")
     assert _result(tmp_path / "r")["result"] == {"slept": seconds}  # type: ignore[index]
     # the consumer kept pulling meanwhile: a redelivery would have arrived as a duplicate
     assert (consumer.stats.received, consumer.stats.duplicates) == (1, 0)
@@ -101,7 +92,7 @@ async def test_at_most_n_runs_in_flight_while_3n_wait(
         peak_slots = max(peak_slots, service.slots.in_use)
         return consumer.stats.acked == len(commands)
 
-    await _until(all_done, timeout=90, what="every message")
+    await until(all_done, 90, "every message")
     assert consumer.stats.peak_in_flight <= slots
     assert peak_slots <= slots
     assert all(_result(tmp_path / f"r{i}") is not None for i in range(len(commands)))
@@ -115,10 +106,10 @@ async def test_a_duplicate_delivery_does_not_start_a_second_run(
     count = tmp_path / "runs.txt"
     command = run_command(ECHO, {"echo": {"append": str(count)}}, tmp_path / "r", run_id="same")
     await subscription.publish(command, command)
-    await _until(lambda: consumer.stats.acked == 2, what="both copies acked")
+    await until(lambda: consumer.stats.acked == 2, 60, "both copies acked")
     later = run_command(ECHO, {"echo": {"append": str(count)}}, tmp_path / "r", run_id="same")
     await subscription.publish(later)
-    await _until(lambda: consumer.stats.acked == 3, what="the late copy acked")
+    await until(lambda: consumer.stats.acked == 3, 60, "the late copy acked")
     assert len(count.read_text().splitlines()) == 1
     assert consumer.stats.duplicates == 2
 
@@ -130,10 +121,10 @@ async def test_a_transient_failure_is_redelivered(
     client = await _consumer_app(make_client, subscription, channels=(late_channel.as_uri(),))
     consumer = _consumer(client)
     await subscription.publish(run_command(ECHO, {"echo": {}}, tmp_path / "r"))
-    await _until(lambda: consumer.stats.nacked >= 1, what="a nack")
+    await until(lambda: consumer.stats.nacked >= 1, 60, "a nack")
     assert _result(tmp_path / "r") is None
     shutil.copytree(channel, late_channel)
-    await _until(lambda: consumer.stats.acked == 1, what="the redelivered message to run")
+    await until(lambda: consumer.stats.acked == 1, 60, "the redelivered message to run")
     assert _result(tmp_path / "r")["error"] is None  # type: ignore[index]
     assert consumer.stats.received >= 2
 
@@ -146,7 +137,7 @@ async def test_permanent_failure_is_acked_with_an_error_result(
     await subscription.publish(
         run_command("wt-test-crash-workflow", {}, tmp_path / "r"), b"not even json"
     )
-    await _until(lambda: consumer.stats.acked == 2, what="both acked")
+    await until(lambda: consumer.stats.acked == 2, 60, "both acked")
     written = _result(tmp_path / "r")
     assert written is not None and "exited with code 3" in written["error"]
     assert consumer.stats.nacked == 0
@@ -176,9 +167,10 @@ async def test_sigterm_drains_nacks_the_rest_and_another_consumer_completes_them
         ]
         await subscription.publish(*commands)
         runs_dir = tmp_path / "cache" / "runs"
-        await _until(
+        await until(
             lambda: runs_dir.exists() and len(list(runs_dir.glob("run-*"))) == 2,
-            what="both runs in flight in the first replica",
+            60,
+            "both runs in flight in the first replica",
         )
         replica.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.to_thread(replica.communicate, timeout=60)
@@ -189,7 +181,7 @@ async def test_sigterm_drains_nacks_the_rest_and_another_consumer_completes_them
     assert all(_result(tmp_path / f"r{i}") is None for i in range(2))
 
     second = await _consumer_app(make_client, subscription)
-    await _until(lambda: _consumer(second).stats.acked == 2, timeout=90, what="the second replica")
+    await until(lambda: _consumer(second).stats.acked == 2, 90, "the second replica")
     assert all(_result(tmp_path / f"r{i}") == {"result": {"slept": 6.0}, "error": None,
                                                "trace": None} for i in range(2))  # fmt: skip
 
@@ -207,10 +199,10 @@ async def test_the_consumer_survives_the_emulator_going_away(
         consumer = _consumer(client)
         # (run ids: a restarted emulator numbers its messages from 1 again)
         await subscription.publish(run_command(ECHO, {"echo": {}}, tmp_path / "before", run_id="b"))
-        await _until(lambda: consumer.stats.acked == 1, what="the first message")
+        await until(lambda: consumer.stats.acked == 1, 60, "the first message")
 
         emulator.stop()
-        await _until(lambda: consumer.stats.pull_failures >= 2, what="failing pulls")
+        await until(lambda: consumer.stats.pull_failures >= 2, 60, "failing pulls")
         health = await client.get("/")
         assert health.status == 200
         readyz = await client.get("/readyz")
@@ -220,7 +212,7 @@ async def test_the_consumer_survives_the_emulator_going_away(
         emulator.start()  # its state is gone: the test recreates topic and subscription
         await subscription.create()
         await subscription.publish(run_command(ECHO, {"echo": {}}, tmp_path / "after", run_id="a"))
-        await _until(lambda: consumer.stats.acked == 2, timeout=90, what="the message after")
+        await until(lambda: consumer.stats.acked == 2, 90, "the message after")
         assert _result(tmp_path / "after")["error"] is None  # type: ignore[index]
         assert (await (await client.get("/readyz")).json())["components"]["pubsub"][
             "status"

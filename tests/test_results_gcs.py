@@ -11,8 +11,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from tests.conftest import ClientFactory, SettingsFactory
 from tests.gcs_helpers import fake_gcs, gcs_options, writable_gcs
+from tests.helpers import ClientFactory, SettingsFactory
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.results import ResultsStore
 

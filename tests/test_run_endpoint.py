@@ -1,4 +1,5 @@
-"""POST /: results, workflow failures, every client error of design §8, secrets, context."""
+"""POST /: results, workflow failures, every client error of the README's table, secrets,
+context."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Client, ClientFactory, SettingsFactory, post_run
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
 from wtrunner.keys import RUNS
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
@@ -264,10 +265,7 @@ async def test_all_slots_busy_and_queue_full_is_503_with_retry_after(
         post_run(client, "wt-test-slow-workflow", {"sleep": {"seconds": 3}}, tmp_path / "a")
     )
     slots = client.app[RUNS].slots
-    for _ in range(1000):  # until the slow run holds the only slot
-        if slots.in_use:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: slots.in_use, 60, "the slow run to hold the only run slot")
     response = await client.post(
         "/",
         params={"matchspec": ECHO},

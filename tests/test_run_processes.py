@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, ClientFactory, SettingsFactory, post_run
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
 from tests.processes import children_of
 from wtrunner.processes import group_members
 from wtrunner.run_request import TIMEOUT_MESSAGE
@@ -18,22 +18,6 @@ from wtrunner.run_request import TIMEOUT_MESSAGE
 def _pgid_of(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_bytes()
     return int(stat[stat.rfind(b")") + 2 :].split()[2])
-
-
-async def _wait_for_file(path: Path, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return path.read_text()
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{path} was not written")
-
-
-async def _until_group_gone(pgid: int, timeout: float) -> list[object]:
-    deadline = time.monotonic() + timeout
-    while (members := group_members(pgid)) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    return list(members)
 
 
 def _open_fds() -> tuple[list[str], int]:
@@ -56,7 +40,9 @@ async def test_timeout_ends_the_whole_group_grandchild_included(
     run = asyncio.create_task(
         post_run(client, "wt-test-orphan-workflow", params, tmp_path / "r", query={"timeout": "2"})
     )
-    grandchild = int(await _wait_for_file(pid_file))
+    grandchild = int(
+        await until(lambda: pid_file.exists() and pid_file.read_text(), 30, f"{pid_file} written")
+    )
     pgid = _pgid_of(grandchild)
     assert pgid != os.getpgid(0), "the workflow runs in a process group of its own"
 
@@ -80,7 +66,8 @@ async def test_leftovers_of_a_finished_workflow_are_ended_in_the_background(
     grandchild = body["result"]["grandchild"]
     assert int(pid_file.read_text()) == grandchild
     # the grandchild ignores SIGTERM: it is killed after the grace period, and reaped
-    assert await _until_group_gone(_pgid_of_or_none(grandchild), timeout=30) == []
+    pgid = _pgid_of_or_none(grandchild)
+    await until(lambda: not group_members(pgid), 30, f"process group {pgid} ended and reaped")
     assert not Path(f"/proc/{grandchild}").exists()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import ClientFactory, SettingsFactory
+from tests.helpers import ClientFactory, SettingsFactory
 from tests.pubsub_helpers import push_body, run_command
 
 CANARY = "canary-7d1f0b2e-secret"

@@ -6,11 +6,10 @@ import json
 import signal
 import subprocess
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
+from tests.helpers import until
 from tests.processes import start_server
 
 
@@ -71,14 +70,7 @@ def _post_in_thread(url: str, query: str, body: dict[str, object]) -> dict[str, 
     return outcome
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
-def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> None:
+async def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> None:
     process, url = _start_server(tmp_path, WTRUNNER_CHANNELS=channel.as_uri())
     runs_dir = tmp_path / "cache" / "runs"
     try:
@@ -92,7 +84,7 @@ def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> No
                 "results_url": str(tmp_path / "results"),
             },
         )
-        _wait_for(lambda: runs_dir.exists() and any(runs_dir.iterdir()))
+        await until(lambda: runs_dir.exists() and any(runs_dir.iterdir()), 30, "a run in flight")
         process.send_signal(signal.SIGTERM)
         outcome["thread"].join(60)  # type: ignore[attr-defined]
         _, stderr = process.communicate(timeout=30)
@@ -104,7 +96,7 @@ def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> No
     assert b"Traceback" not in stderr
 
 
-def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: Path) -> None:
+async def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: Path) -> None:
     process, url = _start_server(
         tmp_path,
         WTRUNNER_CHANNELS=channel.as_uri(),
@@ -123,7 +115,7 @@ def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: 
                 "results_url": str(tmp_path / "results"),
             },
         )
-        _wait_for(lambda: pid_file.exists() and pid_file.read_text() != "")
+        await until(lambda: pid_file.exists() and pid_file.read_text(), 30, "the grandchild's pid")
         grandchild = int(pid_file.read_text())
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
@@ -133,4 +125,4 @@ def test_runs_outliving_the_shutdown_timeout_are_ended(tmp_path: Path, channel: 
     assert process.returncode == 0, stderr.decode()
     assert b"Traceback" not in stderr
     # the workflow and the grandchild that ignores SIGTERM are gone: no process, no zombie
-    _wait_for(lambda: not Path(f"/proc/{grandchild}").exists(), timeout=10)
+    await until(lambda: not Path(f"/proc/{grandchild}").exists(), 10, "the grandchild reaped")

@@ -12,18 +12,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .settings import SettingsError, load_settings
+from .settings import SettingsError, check_local_channels, load_settings
+from .version import __version__
+
+SETTINGS_HELP = (
+    "Every other setting is an environment variable (WTRUNNER_CHANNELS, WTRUNNER_PREFIXES, "
+    "WTRUNNER_PUBSUB_SUBSCRIPTION, ...): `wtrunner settings` prints the effective values, and "
+    "the Configuration table of wtrunner's README says what each one means."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wtrunner", description="Run compiled workflow packages over HTTP and Pub/Sub."
     )
+    parser.add_argument("--version", action="version", version=f"wtrunner {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", help="listen address (default: WTRUNNER_HOST)")
-    serve.add_argument("--port", type=int, help="listen port (default: WTRUNNER_PORT or PORT)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the HTTP service (and the Pub/Sub pull consumer when a subscription "
+        "is set) until SIGTERM or SIGINT.",
+        epilog=SETTINGS_HELP,
+    )
+    serve.add_argument("--host", help="listen address (default: WTRUNNER_HOST, 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, help="listen port (default: WTRUNNER_PORT, else PORT, else 8080)"
+    )
 
     commands.add_parser("settings", help="print the effective settings (secrets masked)")
 
@@ -32,7 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("matchspec", help="conda MatchSpec of the workflow package")
     run.add_argument("--params", required=True, type=Path, help="params file (YAML or JSON)")
-    run.add_argument("--results-url", required=True, help="absolute path or URL for result.json")
+    run.add_argument(
+        "--results-url",
+        required=True,
+        help="directory or URL (file://, gs://, s3://, ...) for result.json; a relative path "
+        "is relative to the current directory",
+    )
+    run.add_argument(
+        "--channel",
+        action="append",
+        dest="channels",
+        metavar="CHANNEL",
+        help="a channel to find the package in: local path, file:// or https URL (repeatable; "
+        "replaces WTRUNNER_CHANNELS for this run)",
+    )
     run.add_argument("--timeout", type=float, help="seconds before the run is ended")
     run.add_argument("--mock-io", action=argparse.BooleanOptionalAction, default=False)
     run.add_argument("--execution-mode", choices=["sequential", "async"], default="sequential")
@@ -64,6 +93,24 @@ def run() -> NoReturn:
     os._exit(code)
 
 
+def wtrunner_command() -> list[str]:
+    """The argv prefix that runs the installed ``wtrunner`` command in a child process.
+
+    The console script next to this interpreter when there is one, else this interpreter with
+    the current directory taken off ``sys.path`` — never ``python -m wtrunner``, which would
+    import a ``wtrunner/`` directory that happens to be in the current directory.
+    """
+    script = Path(sys.executable).parent / "wtrunner"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; del sys.path[0]; from wtrunner.cli import run; sys.argv[0] = 'wtrunner'; "
+        "run()",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wtrunner`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -72,8 +119,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
+    if args.command == "run":
+        # One run never consumes the Pub/Sub subscription a server of the same
+        # environment may be configured with.
+        overrides["pubsub_subscription"] = ""
+        if args.channels:
+            overrides["channels"] = tuple(_cli_channel(entry) for entry in args.channels)
+        args.results_url = _absolute_results_url(args.results_url)
     try:
         settings = load_settings(**overrides)
+        if args.command == "run":
+            check_local_channels(
+                settings.channels, "--channel" if args.channels else "WTRUNNER_CHANNELS"
+            )
     except SettingsError as exc:
         print(f"wtrunner: {exc}", file=sys.stderr)
         return 2
@@ -82,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .logs import configure_logging
         from .oneshot import run_once
 
-        configure_logging(settings.log_format)
+        configure_logging(settings.log_format, project=settings.google_cloud_project)
         try:
             status, body = asyncio.run(run_once(settings, args))
         except SettingsError as exc:
@@ -99,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .logs import configure_logging
         from .server import serve
 
-        configure_logging(settings.log_format)
+        configure_logging(settings.log_format, project=settings.google_cloud_project)
         try:
             asyncio.run(serve(settings))
         except SettingsError as exc:
@@ -107,6 +165,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
     raise AssertionError(f"unknown command {args.command}")
+
+
+def _cli_channel(entry: str) -> str:
+    """A ``--channel`` value: an existing local directory becomes its absolute path (even
+    without ``./``); URLs and channel names stay as they are."""
+    if "://" not in entry and Path(entry).expanduser().is_dir():
+        return str(Path(entry).expanduser().absolute())
+    return entry
+
+
+def _absolute_results_url(url: str) -> str:
+    """A relative results path, made absolute against the current directory; URLs unchanged."""
+    if not url or "://" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
 
 
 def _channel_build(sources: list[Path], output: Path) -> int:

@@ -1,4 +1,5 @@
-"""The errors a client can see (design §8), raised anywhere and rendered by one middleware.
+"""The errors a client can see (the README's error table), raised anywhere and rendered by one
+middleware.
 
 Every layer raises these instead of aiohttp's HTTP exceptions, so the run path and the CLI can
 use them without HTTP, and the error middleware turns each into its status and JSON body.
@@ -6,8 +7,10 @@ use them without HTTP, and the error middleware turns each into its status and J
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+Location = list[str | int]
 
 
 class WtrunnerError(Exception):
@@ -44,6 +47,16 @@ class RequestValidationError(WtrunnerError):
     ) -> RequestValidationError:
         """One problem with one field."""
         return cls([{"type": type, "loc": list(loc), "msg": msg, "input": input}])
+
+    def placed(self, place: Callable[[Location], Location]) -> RequestValidationError:
+        """The same problems with each ``loc`` turned by ``place``.
+
+        The run core names fields plainly (``["results_url"]``); each front door places them
+        where its client put them (``["query", "results_url"]``, ``["payload", ...]``, a flag).
+        """
+        return RequestValidationError(
+            [{**item, "loc": place(list(item["loc"]))} for item in self.detail]
+        )
 
     def __str__(self) -> str:
         return "; ".join(

@@ -1,39 +1,118 @@
-"""Logging: text or JSON lines, a request id on every record, an access log without probes."""
+"""Logging: text or JSON lines, a request id on every record, an access log without probes.
+
+JSON lines follow Cloud Logging's structured-logging fields: ``severity``, and, when an
+OpenTelemetry span is current (inside a request or a run), ``logging.googleapis.com/trace``,
+``logging.googleapis.com/spanId`` and ``logging.googleapis.com/trace_sampled``, so a log line
+links to its trace. ``run_id`` is on every line emitted while a run is processed: the run path
+wraps the run in :func:`bind_run_id`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+current_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_run_id", default=None
+)
+"""The id of the run being processed in this context (None outside runs)."""
 
 # Probes are polled every few seconds by Kubernetes and load balancers: logging them drowns
 # every other line. GET / is the spec's health check.
 PROBE_PATHS = frozenset({"/", "/livez", "/readyz"})
 
+TRACE_FIELD = "logging.googleapis.com/trace"
+SPAN_ID_FIELD = "logging.googleapis.com/spanId"
+TRACE_SAMPLED_FIELD = "logging.googleapis.com/trace_sampled"
 
-class _RequestIdFilter(logging.Filter):
+# Attributes stamped on a record when it is emitted (the context is the emitter's then).
+_STAMPED = "_wtrunner_stamped"
+_TRACE_ID = "_wtrunner_trace_id"
+_SPAN_ID = "_wtrunner_span_id"
+_SAMPLED = "_wtrunner_trace_sampled"
+
+
+@contextlib.contextmanager
+def bind_run_id(run_id: str) -> Iterator[None]:
+    """Tag every log record emitted inside the block (and the tasks it starts) with ``run_id``."""
+    token = current_run_id.set(run_id)
+    try:
+        yield
+    finally:
+        current_run_id.reset(token)
+
+
+def severity(levelno: int) -> str:
+    """Cloud Logging's severity name for a :mod:`logging` level number."""
+    if levelno >= logging.CRITICAL:
+        return "CRITICAL"
+    if levelno >= logging.ERROR:
+        return "ERROR"
+    if levelno >= logging.WARNING:
+        return "WARNING"
+    if levelno >= logging.INFO:
+        return "INFO"
+    return "DEBUG" if levelno > logging.NOTSET else "DEFAULT"
+
+
+def _stamp(record: logging.LogRecord) -> None:
+    """Copy the request id, run id and current span onto ``record``, once."""
+    if getattr(record, _STAMPED, False):
+        return
+    setattr(record, _STAMPED, True)
+    if not getattr(record, "request_id", ""):
+        record.request_id = request_id_var.get()
+    if not getattr(record, "run_id", None):
+        record.run_id = current_run_id.get()
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        setattr(record, _TRACE_ID, trace.format_trace_id(span_context.trace_id))
+        setattr(record, _SPAN_ID, trace.format_span_id(span_context.span_id))
+        setattr(record, _SAMPLED, span_context.trace_flags.sampled)
+
+
+class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(record, "request_id", ""):
-            record.request_id = request_id_var.get()
+        _stamp(record)
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and extras."""
+    """One JSON object per line: time, severity, logger, message, request and run ids, the
+    trace and span of the current OpenTelemetry span, and extras.
 
-    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "request_id"}
+    ``project`` (``GOOGLE_CLOUD_PROJECT``) makes the trace field the full resource name Cloud
+    Logging links to Cloud Trace: ``projects/<project>/traces/<trace id>``.
+    """
+
+    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {
+        "message",
+        "request_id",
+        "run_id",
+    }
+
+    def __init__(self, project: str = "") -> None:
+        super().__init__()
+        self.project = project
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        _stamp(record)
         entry: dict[str, Any] = {
             "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(),
+            "severity": severity(record.levelno),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -41,6 +120,16 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", "")
         if request_id:
             entry["request_id"] = request_id
+        run_id = getattr(record, "run_id", None)
+        if run_id:
+            entry["run_id"] = run_id
+        trace_id = getattr(record, _TRACE_ID, None)
+        if trace_id:
+            entry[TRACE_FIELD] = (
+                f"projects/{self.project}/traces/{trace_id}" if self.project else trace_id
+            )
+            entry[SPAN_ID_FIELD] = getattr(record, _SPAN_ID)
+            entry[TRACE_SAMPLED_FIELD] = bool(getattr(record, _SAMPLED, False))
         for key, value in record.__dict__.items():
             if key not in self._standard and not key.startswith("_"):
                 entry[key] = value
@@ -56,16 +145,26 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line, with ``[request ID]`` and ``[run ID]`` when known."""
+        _stamp(record)
         line = super().format(record)
         request_id = getattr(record, "request_id", "")
-        return f"{line} [request {request_id}]" if request_id else line
+        if request_id:
+            line += f" [request {request_id}]"
+        run_id = getattr(record, "run_id", None)
+        if run_id:
+            line += f" [run {run_id}]"
+        return line
 
 
-def configure_logging(log_format: str, level: int = logging.INFO) -> None:
-    """Send wtrunner's and aiohttp's logs to stderr in ``text`` or ``json`` format."""
+def configure_logging(log_format: str, level: int = logging.INFO, project: str = "") -> None:
+    """Send wtrunner's and aiohttp's logs to stderr in ``text`` or ``json`` format.
+
+    ``project`` (``GOOGLE_CLOUD_PROJECT``) qualifies the trace field of JSON lines.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(JsonFormatter(project) if log_format == "json" else TextFormatter())
+    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

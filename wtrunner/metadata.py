@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import jsonschema
 from pydantic import TypeAdapter, ValidationError
 
-from .api.models import ValidationErrorItem
+from .contract import EXIT_BAD_INPUT, FormKind, convert_argv, get_argv
+from .contract import MetadataDocument as Document
 from .environments import Environment
 from .errors import SchemaValidationError, UpstreamError
 from .invokers import InvokerContext
-from .invokers.local import CommandFailed, check_output
-from .schemas import SchemaValidator
+from .schemas import SchemaValidator, ValidationErrorItem
 from .singleflight import SingleFlight
+from .workflow_commands import CommandFailed, check_output
 
 log = logging.getLogger(__name__)
-
-Document = Literal["rjsf", "params", "data-connection-property-names"]
-FormKind = Literal["formdata", "params"]
 
 _ITEMS = TypeAdapter(list[ValidationErrorItem])
 
@@ -50,8 +49,16 @@ class Metadata:
             return self._documents[key]
         return await self._flight.run(key, lambda: self._fetch(environment, what, key))
 
-    async def _fetch(self, environment: Environment, what: str, key: tuple[str, str, str]) -> Any:
-        output = await check_output(self.context, environment, ["get", what])
+    async def _check_output(
+        self, environment: Environment, args: Sequence[str], stdin: bytes | None = None
+    ) -> bytes:
+        context = self.context
+        return await check_output(context.settings, context.reaper, environment, args, stdin)
+
+    async def _fetch(
+        self, environment: Environment, what: Document, key: tuple[str, str, str]
+    ) -> Any:
+        output = await self._check_output(environment, get_argv(what))
         try:
             document = json.loads(output)
         except ValueError as exc:
@@ -74,7 +81,7 @@ class Metadata:
             if kind != "params":
                 raise
             log.warning("no params schema for %s (%s); it validates its own params", key[1], exc)
-            if isinstance(exc, CommandFailed) and exc.exit_code != 2:
+            if isinstance(exc, CommandFailed) and exc.exit_code != EXIT_BAD_INPUT:
                 return None  # maybe a passing failure: ask again next time
             document = None  # `get params` is not a command it knows: it never will be
         validator = None
@@ -108,10 +115,8 @@ class Metadata:
             errors = validator.errors(data)
             if errors:
                 raise SchemaValidationError(errors)
-        target = "params" if source == "formdata" else "formdata"
-        args = ["convert", "--from", source, "--to", target]
-        stdin = json.dumps(data).encode()
-        output = await check_output(self.context, environment, args, stdin)
+        args = convert_argv(source)
+        output = await self._check_output(environment, args, json.dumps(data).encode())
         command = f"`{self._key(environment, source)[1]} {' '.join(args)}`"
         try:
             answer = json.loads(output)

@@ -11,11 +11,13 @@ import yaml
 from aiohttp import web
 
 from .app import create_app
-from .errors import WtrunnerError
-from .invokers import INVOKERS
+from .errors import Location, RequestValidationError, WtrunnerError
 from .keys import RUNS
-from .run_request import build_run_request
+from .run_request import OutcomeKind, RunInput, build_run_request
 from .settings import Settings
+
+# Where the command line holds what the run core names plainly.
+_FLAGS = {"invoker_type": "--invoker-type", "results_url": "--results-url", "timeout": "--timeout"}
 
 
 @contextlib.asynccontextmanager
@@ -39,26 +41,26 @@ async def run_once(settings: Settings, args: argparse.Namespace) -> tuple[int, d
     if not isinstance(params, dict):
         return 422, {"detail": f"{args.params} must hold a mapping of task id to kwargs"}
     async with started_app(settings) as app:
+        given = RunInput(
+            matchspec=args.matchspec,
+            invoker_type=args.invoker_type,
+            params=params,
+            execution_mode=args.execution_mode,
+            mock_io=args.mock_io,
+            results_url=args.results_url,
+            timeout=args.timeout,
+        )
         try:
-            request = build_run_request(
-                settings,
-                matchspec=args.matchspec,
-                invoker_type=args.invoker_type,
-                known_invokers=frozenset(INVOKERS),
-                workflow_run_id="",
-                params=params,
-                execution_mode=args.execution_mode,
-                mock_io=args.mock_io,
-                results_url=args.results_url,
-                timeout=args.timeout,
-                locs={
-                    "matchspec": ["matchspec"],
-                    "invoker_type": ["--invoker-type"],
-                    "results_url": ["--results-url"],
-                    "data_connections_env_vars": ["env"],
-                },
-            )
-            outcome = await app[RUNS].run(request)
+            try:
+                outcome = await app[RUNS].run(build_run_request(settings, given))
+            except RequestValidationError as exc:
+                raise exc.placed(_place_flag) from None
         except WtrunnerError as exc:
             return exc.status, exc.body()
-        return outcome.status, outcome.body()
+        status = {OutcomeKind.OK: 200, OutcomeKind.ACCEPTED: 202}.get(outcome.kind, 500)
+        return status, outcome.body()
+
+
+def _place_flag(loc: Location) -> Location:
+    name = str(loc[0]) if loc else ""
+    return [_FLAGS.get(name, name), *loc[1:]]

@@ -116,7 +116,6 @@ class GroupProcess:
     """A child process that leads its own process group."""
 
     process: asyncio.subprocess.Process
-    started: float
 
     @property
     def pgid(self) -> int:
@@ -182,7 +181,7 @@ async def spawn(
         env=dict(env),
         start_new_session=True,
     )
-    return GroupProcess(process, time.time())
+    return GroupProcess(process)
 
 
 class GroupReaper:

@@ -15,28 +15,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .contract import RESULT_FILE
 from .errors import RequestValidationError, ServiceUnavailableError
 from .settings import Settings
+from .text import first_line
 
-RESULT_FILE = "result.json"
 # URL schemes obstore can read and write that a workflow process can write to too (not memory://).
 SUPPORTED_SCHEMES = frozenset(
     {"file", "gs", "s3", "s3a", "az", "abfs", "abfss", "adl", "azure", "http", "https"}
 )
 
 
-def normalize_results_url(
-    value: str, roots: Sequence[str] = (), loc: Sequence[str | int] = ("body", "results_url")
-) -> str:
+def normalize_results_url(value: str, roots: Sequence[str] = ()) -> str:
     """An absolute path becomes a ``file://`` URI; other supported URLs pass through.
 
     A relative path, an unsupported scheme, a ``file://`` URL with a host, or a file outside
-    ``roots`` (when given) is a 422 naming ``loc``.
+    ``roots`` (when given) is a 422 naming ``results_url``.
     """
     text = value.strip()
 
     def reject(message: str) -> RequestValidationError:
-        return RequestValidationError.single(loc, message, value, type="results_url")
+        return RequestValidationError.single(["results_url"], message, value, type="results_url")
 
     if text.startswith("/"):
         path = text
@@ -127,6 +126,29 @@ class ResultsStore:
             self._stores[cache_key] = store
         return store, key
 
+    def prepare(self, url: str) -> None:
+        """Create a local results directory (with its parents) before a workflow writes there.
+
+        Compiled workflows write ``result.json`` with obstore, which fails on a directory that
+        does not exist; other stores have no directories to make. A disk that refuses is a 503.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file":
+            return
+        try:
+            os.makedirs(unquote(parts.path), exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise RequestValidationError.single(
+                ["results_url"],
+                "a file is in the way of this results directory",
+                url,
+                type="results_url",
+            ) from None
+        except OSError as exc:
+            raise ServiceUnavailableError(
+                f"cannot create the results directory {public_url(url)}: {exc.strerror or exc}"
+            ) from None
+
     async def marker(self, url: str) -> ResultMarker | None:
         """The state of ``result.json`` now (None when there is none)."""
         import obstore
@@ -181,7 +203,7 @@ class ResultsStore:
 
     @staticmethod
     def _unreachable(url: str, exc: Exception, verb: str = "read") -> ServiceUnavailableError:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(str(exc)) or type(exc).__name__
         return ServiceUnavailableError(
             f"cannot {verb} {RESULT_FILE} at {public_url(url)}: {reason}"
         )

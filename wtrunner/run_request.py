@@ -1,20 +1,28 @@
-"""What every front door turns its input into (a RunRequest) and what a run ends as (RunOutcome)."""
+"""What every front door turns its input into (a RunRequest) and what a run ends as (RunOutcome).
+
+The run core speaks no HTTP: a front door fills a :class:`RunInput` from whatever its client
+sent, :func:`build_run_request` checks it (validation errors name plain fields such as
+``results_url``; the front door places them), and the run ends as a :class:`RunOutcome` whose
+``kind`` each front door maps to its own answer.
+"""
 
 from __future__ import annotations
 
+import enum
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .contract import ExecutionMode
 from .environments import parse_matchspec
 from .errors import RequestValidationError
+from .invoker_names import DEFAULT_INVOKER, unknown_invoker_message
 from .results import normalize_results_url
 from .settings import Settings
-
-ExecutionMode = Literal["sequential", "async"]
 
 TIMEOUT_MESSAGE = "The workflow timed out. Consider reducing the amount of data being processed."
 
@@ -59,6 +67,31 @@ class LithopsConfig(BaseModel):
     gcp_cloudrun: LithopsCloudRunSettings | None = None
 
 
+class RunInput(BaseModel):
+    """What a client asked for, before it is checked: filled by each front door."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    matchspec: str | None = None
+    invoker_type: str = DEFAULT_INVOKER
+    workflow_run_id: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    execution_mode: ExecutionMode = "sequential"
+    mock_io: bool = False
+    results_url: str
+    data_connections_env_vars: dict[str, SecretStr] = Field(default_factory=dict)
+    lithops_config: LithopsConfig | None = None
+    timeout: float | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    invoker_options: dict[str, Any] = Field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    """A fresh server-made run id (URL-safe)."""
+    return secrets.token_urlsafe(12)
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """One validated request to run a workflow, whichever front door it came through."""
@@ -76,6 +109,7 @@ class RunRequest:
     traceparent: str | None = None
     tracestate: str | None = None
     invoker_options: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def package_name(self) -> str:
@@ -83,20 +117,33 @@ class RunRequest:
         return str(self.spec.name.as_package_name().normalized)
 
 
+class OutcomeKind(str, enum.Enum):
+    """How a run ended; each front door maps it to its own answer."""
+
+    OK = "ok"  # result.json has a result
+    WORKFLOW_ERROR = "workflow_error"  # result.json carries the workflow's error
+    CRASH = "crash"  # non-zero exit, or no usable result.json
+    TIMEOUT = "timeout"  # ended at its time limit
+    CANCELLED = "cancelled"  # ended on request
+    ACCEPTED = "accepted"  # a back end that is not waited for took it
+
+
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a run ended, as a front door reports it.
+    """How a run ended: its kind, the spec's ``result``/``error``/``trace``, and what the back end
+    said (``exit_code`` of a local process, ``job_name`` of a Cloud Batch job)."""
 
-    ``kind``: ``ok``, ``workflow_error`` (result.json carries an error), ``crash`` (non-zero
-    exit, or no usable result.json), ``timeout``, or ``accepted`` (a non-waitable back end took it).
-    """
-
-    status: int
-    kind: str
+    kind: OutcomeKind
     result: Any = None
     error: str | None = None
     trace: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    exit_code: int | None = None
+    job_name: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the run did what was asked (finished with a result, or was accepted)."""
+        return self.kind in (OutcomeKind.OK, OutcomeKind.ACCEPTED)
 
     def body(self) -> dict[str, Any]:
         """The spec's response body ``{"result", "error", "trace"}``."""
@@ -104,7 +151,7 @@ class RunOutcome:
 
 
 def check_env_names(
-    variables: Mapping[str, SecretStr], results_env_var: str, loc: list[str | int]
+    variables: Mapping[str, SecretStr], results_env_var: str
 ) -> list[dict[str, Any]]:
     """Problems with data-connection variable names: invalid, or reserved for wtrunner."""
     problems: list[dict[str, Any]] = []
@@ -124,7 +171,12 @@ def check_env_names(
             message = "the value is not valid Unicode (a lone surrogate)"
         if message:
             problems.append(
-                {"type": "env_name", "loc": [*loc, name], "msg": message, "input": name}
+                {
+                    "type": "env_name",
+                    "loc": ["data_connections_env_vars", name],
+                    "msg": message,
+                    "input": name,
+                }
             )
     return problems
 
@@ -137,66 +189,42 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def build_run_request(
-    settings: Settings,
-    *,
-    matchspec: str | None,
-    invoker_type: str,
-    known_invokers: frozenset[str],
-    workflow_run_id: str,
-    params: dict[str, Any],
-    execution_mode: ExecutionMode,
-    mock_io: bool,
-    results_url: str,
-    data_connections_env_vars: Mapping[str, SecretStr] | None = None,
-    lithops_config: LithopsConfig | None = None,
-    timeout: float | None = None,
-    traceparent: str | None = None,
-    tracestate: str | None = None,
-    invoker_options: Mapping[str, Any] | None = None,
-    locs: Mapping[str, list[str | int]],
-) -> RunRequest:
+def build_run_request(settings: Settings, given: RunInput) -> RunRequest:
     """Check what pydantic cannot (MatchSpec, invoker, results URL, variable names) and build
-    the RunRequest; every problem found is reported at once in one 422, located by ``locs``."""
+    the RunRequest; every problem is reported at once in one RequestValidationError whose items
+    name plain fields (``matchspec``, ``invoker_type``, ``results_url``, ...)."""
     problems: list[dict[str, Any]] = []
     spec = None
     try:
-        spec = parse_matchspec(matchspec, settings.matchspec_override, locs["matchspec"])
+        spec = parse_matchspec(given.matchspec, settings.matchspec_override)
     except RequestValidationError as exc:
         problems += exc.detail
-    if invoker_type not in known_invokers:
+    unknown = unknown_invoker_message(given.invoker_type)
+    if unknown:
         problems.append(
-            {
-                "type": "invoker_type",
-                "loc": locs["invoker_type"],
-                "msg": f"unknown invoker; known: {', '.join(sorted(known_invokers))}",
-                "input": invoker_type,
-            }
-        )
+            {"type": "invoker_type", "loc": ["invoker_type"], "msg": unknown,
+             "input": given.invoker_type}
+        )  # fmt: skip
+    results_url = given.results_url
     try:
-        results_url = normalize_results_url(
-            results_url, settings.results_roots, locs["results_url"]
-        )
+        results_url = normalize_results_url(results_url, settings.results_roots)
     except RequestValidationError as exc:
         problems += exc.detail
-    variables = dict(data_connections_env_vars or {})
-    problems += check_env_names(
-        variables, settings.results_env_var, locs["data_connections_env_vars"]
-    )
+    problems += check_env_names(given.data_connections_env_vars, settings.results_env_var)
     if problems:
         raise RequestValidationError(problems)
     return RunRequest(
         spec=spec,
-        invoker_type=invoker_type,
-        workflow_run_id=workflow_run_id,
-        params=params,
-        execution_mode=execution_mode,
-        mock_io=mock_io,
+        invoker_type=given.invoker_type,
+        workflow_run_id=given.workflow_run_id,
+        params=given.params,
+        execution_mode=given.execution_mode,
+        mock_io=given.mock_io,
         results_url=results_url,
-        data_connections_env_vars=variables,
-        lithops_config=lithops_config,
-        timeout=timeout,
-        traceparent=traceparent,
-        tracestate=tracestate,
-        invoker_options=dict(invoker_options or {}),
+        data_connections_env_vars=dict(given.data_connections_env_vars),
+        lithops_config=given.lithops_config,
+        timeout=given.timeout,
+        traceparent=given.traceparent,
+        tracestate=given.tracestate,
+        invoker_options=dict(given.invoker_options),
     )

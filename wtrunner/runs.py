@@ -19,11 +19,13 @@ from opentelemetry.trace import StatusCode
 
 from .errors import RunSlotsFullError, WtrunnerError
 from .invokers import Completion, InvokerContext, WorkflowStartError, invoker_class
+from .logs import bind_run_id
 from .metadata import Metadata
 from .metrics import Metrics
 from .results import InvalidResultError, ResultMarker, ResultsStore, public_url
-from .run_request import TIMEOUT_MESSAGE, RunOutcome, RunRequest
-from .tracing import extract_context, tracer
+from .run_request import TIMEOUT_MESSAGE, OutcomeKind, RunOutcome, RunRequest
+from .text import last_line
+from .tracing import run_parent_context, tracer
 
 
 class RunSlots:
@@ -90,42 +92,42 @@ class RunService:
         parent: Context | None = None,
         max_wait: float | None = None,
     ) -> RunOutcome:
-        """Run ``request`` to its outcome; client and service errors raise WtrunnerError.
+        """Run ``request`` to its outcome; a request that cannot run raises WtrunnerError.
 
         ``max_wait`` caps the timeout of runs this process waits for (Pub/Sub's cap); a run
         handed to a back end that is not waited for keeps its own timeout.
 
-        The run is one span named ``span_name`` (child of ``parent``, by default the context the
-        request's W3C headers describe) with its ``workflow_run_id``, ``invoker_type`` and
-        outcome; the workflow's TRACEPARENT points at it. Secrets and error texts stay out.
+        The run is one span named ``span_name``, a direct child of ``parent`` (by default the
+        context the request's W3C values describe, else the current one), whose attributes are
+        exactly ``workflow_run_id`` and ``invoker_type`` (the back end's class name) as the
+        earlier implementation's clients check; the outcome is a span event, resolution and the
+        process are child spans, and the workflow's TRACEPARENT points at this span.
         """
         if parent is None:
-            parent = extract_context(request.traceparent, request.tracestate)
-        attributes = {
-            "workflow_run_id": request.workflow_run_id,
-            "invoker_type": request.invoker_type,
-            "wtrunner.package": request.package_name,
-        }
+            parent = run_parent_context(request.traceparent, request.tracestate)
+        cls = invoker_class(request.invoker_type)
+        attributes = {"workflow_run_id": request.workflow_run_id, "invoker_type": cls.__name__}
         started = time.perf_counter()
-        invoker_label = request.invoker_type
-        with tracer.start_as_current_span(
+        label = request.invoker_type
+        with bind_run_id(request.run_id), tracer.start_as_current_span(
             span_name, context=parent, attributes=attributes, record_exception=False,
             set_status_on_exception=False,
         ) as span:  # fmt: skip
+            event = {"wtrunner.package": request.package_name, "wtrunner.run_id": request.run_id}
             try:
                 outcome = await self._run(request, max_wait)
-            except WtrunnerError as exc:
-                span.set_attribute("wtrunner.outcome", "rejected")
-                span.set_attribute("http.response.status_code", exc.status)
+            except WtrunnerError:
+                span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": "rejected"})
                 span.set_status(StatusCode.ERROR, "rejected")
-                self.metrics.runs_finished.labels(invoker_label, "rejected").inc()
+                self.metrics.runs_finished.labels(label, "rejected").inc()
                 raise
-            span.set_attribute("wtrunner.outcome", outcome.kind)
-            if outcome.status >= 400:
-                span.set_status(StatusCode.ERROR, outcome.kind)
+            kind = outcome.kind.value
+            span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": kind})
+            if not outcome.succeeded:
+                span.set_status(StatusCode.ERROR, kind)
             elapsed = time.perf_counter() - started
-            self.metrics.runs_finished.labels(invoker_label, outcome.kind).inc()
-            self.metrics.run_duration.labels(invoker_label, outcome.kind).observe(elapsed)
+            self.metrics.runs_finished.labels(label, kind).inc()
+            self.metrics.run_duration.labels(label, kind).observe(elapsed)
             return outcome
 
     async def _run(self, request: RunRequest, max_wait: float | None) -> RunOutcome:
@@ -142,15 +144,16 @@ class RunService:
         if not invoker.is_waitable():
             self.metrics.runs_started.labels(request.invoker_type).inc()
             await invoker.run()
-            return RunOutcome(202, "accepted", result={}, headers=invoker.response_headers)
+            return RunOutcome(OutcomeKind.ACCEPTED, result={}, job_name=invoker.job_name)
 
+        self.results.prepare(request.results_url)
         before = await self.results.marker(request.results_url)
         async with self.slots.acquire():
             self.metrics.runs_started.labels(request.invoker_type).inc()
             try:
                 await invoker.run()
             except WorkflowStartError as exc:
-                return RunOutcome(500, "crash", error=str(exc))
+                return RunOutcome(OutcomeKind.CRASH, error=str(exc))
             completion = await invoker.wait()
         return await self._outcome(request, completion, before)
 
@@ -158,31 +161,42 @@ class RunService:
         self, request: RunRequest, completion: Completion, before: ResultMarker | None
     ) -> RunOutcome:
         tail = completion.stderr_tail or None
+        code = completion.exit_code
         if completion.timed_out:
-            return RunOutcome(500, "timeout", error=TIMEOUT_MESSAGE, trace=tail)
-        if completion.exit_code != 0:
-            return RunOutcome(500, "crash", error=exit_message(completion), trace=tail)
+            return RunOutcome(
+                OutcomeKind.TIMEOUT, error=TIMEOUT_MESSAGE, trace=timeout_trace(request, tail),
+                exit_code=code,
+            )  # fmt: skip
+        if code != 0:
+            return RunOutcome(
+                OutcomeKind.CRASH, error=exit_message(completion), trace=tail, exit_code=code
+            )
         try:
             document = await self.results.read(request.results_url, before)
         except InvalidResultError as exc:
             error = f"The workflow wrote an unusable {exc}"
-            return RunOutcome(500, "crash", error=error, trace=tail)
+            return RunOutcome(OutcomeKind.CRASH, error=error, trace=tail, exit_code=code)
         if document is None:
             error = (
                 "The workflow exited with code 0 but wrote no result.json at "
                 f"{public_url(request.results_url)}"
             )
-            return RunOutcome(500, "crash", error=error, trace=tail)
-        if document["error"] is not None:
-            return RunOutcome(500, "workflow_error", **document)
-        return RunOutcome(200, "ok", **document)
+            return RunOutcome(OutcomeKind.CRASH, error=error, trace=tail, exit_code=code)
+        kind = OutcomeKind.OK if document["error"] is None else OutcomeKind.WORKFLOW_ERROR
+        return RunOutcome(kind, **document, exit_code=code)
+
+
+def timeout_trace(request: RunRequest, stderr_tail: str | None) -> str:
+    """The trace of a timed-out run: the limit and how to raise it, then the stderr tail."""
+    limit = f"{request.timeout:g} s" if request.timeout is not None else "its time limit"
+    line = f"The workflow timed out after {limit}; raise `timeout` or reduce the data."
+    return f"{line}\n{stderr_tail}" if stderr_tail else line
 
 
 def exit_message(completion: Completion) -> str:
     """``The workflow exited with code N: <last stderr line>``."""
     code = completion.exit_code
-    lines = [line.strip() for line in completion.stderr_tail.splitlines() if line.strip()]
-    last = lines[-1] if lines else "no output on stderr"
+    last = last_line(completion.stderr_tail) or "no output on stderr"
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             signal_name = signal.Signals(-code).name

@@ -6,6 +6,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
+from pydantic import BaseModel, Field
+
+
+class ValidationErrorItem(BaseModel):
+    """One jsonschema-native validation error, as the conversion endpoints report it.
+
+    ``input`` may be missing: older workflow packages print items without it.
+    """
+
+    message: str
+    path: list[str | int]
+    schema_path: list[str | int]
+    validator: str
+    input: Any = Field(None, description="the failing instance value")
 
 
 class SchemaValidator:

@@ -1,4 +1,4 @@
-"""Every environment variable wtrunner reads, typed, in one place (design §11).
+"""Every environment variable wtrunner reads, typed, in one place (the README's settings table).
 
 Each field names the variable it reads in ``validation_alias``; code and tests may also pass
 field names as keyword arguments (``Settings(cache_dir=...)``). Lists are comma-separated
@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AliasChoices,
     BeforeValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -27,6 +30,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
 MIB = 1024**2
+
+# The earlier implementation sent Cloud Batch jobs here when CLOUD_RUN_REGION was unset.
+DEFAULT_CLOUD_RUN_REGION = "us-central1"
 
 DEFAULT_CHILD_ENV_PASSTHROUGH = (
     "GOOGLE_APPLICATION_CREDENTIALS",
@@ -167,6 +173,8 @@ class Settings(BaseSettings):
     cloud_run_region: str = Field("", validation_alias=_env("CLOUD_RUN_REGION"))
     batch_service_account: str = Field("", validation_alias=_env("BATCH_SERVICE_ACCOUNT"))
 
+    _cloud_run_region_defaulted: bool = PrivateAttr(False)
+
     @field_validator("otel_exporter", mode="before")
     @classmethod
     def _empty_exporter_is_off(cls, value: Any) -> Any:
@@ -205,6 +213,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _region_defaults_to_us_central1(self) -> Settings:
+        if not self.cloud_run_region.strip():
+            # Frozen model: set the default the way pydantic itself stores a field.
+            object.__setattr__(self, "cloud_run_region", DEFAULT_CLOUD_RUN_REGION)
+            self._cloud_run_region_defaulted = True
+        else:
+            object.__setattr__(self, "cloud_run_region", self.cloud_run_region.strip())
+        return self
+
+    @model_validator(mode="after")
     def _console_file_needs_a_directory(self) -> Settings:
         if (
             self.otel_exporter == "console"
@@ -216,6 +234,21 @@ class Settings(BaseSettings):
                 "ECOSCOPE_WORKFLOWS_OTEL_EXPORTER=console and the console destination is 'file'"
             )
         return self
+
+    @property
+    def cloud_run_region_defaulted(self) -> bool:
+        """Whether ``CLOUD_RUN_REGION`` was unset (or blank) and ``us-central1`` is used."""
+        return self._cloud_run_region_defaulted
+
+    @property
+    def examples_channel(self) -> Path:
+        """Where ``wtrunner serve`` builds the examples channel when no channel is configured."""
+        return self.cache_dir / "examples-channel"
+
+    @property
+    def effective_channels(self) -> tuple[str, ...]:
+        """The channels searched: ``WTRUNNER_CHANNELS``, or else the built-in examples channel."""
+        return self.channels or (self.examples_channel.as_uri(),)
 
     def store_options(self, scheme: str) -> dict[str, Any]:
         """The obstore options configured for URLs of ``scheme`` (``gs``, ``s3``, ...)."""
@@ -231,11 +264,18 @@ class Settings(BaseSettings):
         assert isinstance(first, str)
         return first
 
-    def describe(self) -> dict[str, Any]:
-        """The effective settings keyed by variable name, secrets masked (``wtrunner settings``)."""
+    def describe(self, effective: bool = True) -> dict[str, Any]:
+        """The settings keyed by variable name, secrets masked (``wtrunner settings``).
+
+        ``effective`` shows what an empty setting stands for where that is a value of its own:
+        with no ``WTRUNNER_CHANNELS``, the built-in examples channel. ``effective=False`` gives
+        the configured values, fit to pass on as environment variables.
+        """
         described: dict[str, Any] = {}
         for field in type(self).model_fields:
             value = getattr(self, field)
+            if field == "channels" and effective:
+                value = self.effective_channels
             if isinstance(value, SecretStr):
                 value = "**********" if value.get_secret_value() else ""
             elif isinstance(value, tuple):
@@ -255,6 +295,57 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe_errors(exc)) from None
+
+
+def check_local_channels(channels: Sequence[str], source: str = "WTRUNNER_CHANNELS") -> None:
+    """Raise SettingsError naming every local channel (a path or ``file://`` URL) in
+    ``channels`` that does not exist or is not a conda channel (no ``<subdir>/repodata.json``).
+
+    Remote channels (https URLs, channel names) are not checked: one that is down is a 503 when
+    a run needs it, not a reason to refuse to start. ``source`` names where the channels came
+    from in the message (the variable, or a command-line flag).
+    """
+    problems = []
+    for entry in channels:
+        path = local_channel_path(entry)
+        if path is None:
+            continue
+        shown = repr(entry) if str(path) == entry else f"{entry!r} ({path})"
+        if not path.exists():
+            problems.append(f"the channel {shown} does not exist")
+        elif not path.is_dir():
+            problems.append(f"the channel {shown} is not a directory")
+        elif not any(subdir.joinpath("repodata.json").is_file() for subdir in _subdirs(path)):
+            problems.append(
+                f"{shown} is not a conda channel: no repodata.json in any subdir (noarch/, "
+                f"linux-64/, ...); pack workflows into it with `wtrunner channel build "
+                f"SOURCE... --output {entry}`"
+            )
+    if problems:
+        raise SettingsError(f"{source}: " + "; ".join(problems))
+
+
+def local_channel_path(entry: str) -> Path | None:
+    """The directory a configured channel names, or None for a remote channel.
+
+    Local are ``file://`` URLs and paths starting with ``/``, ``.`` or ``~`` (relative paths
+    are relative to the current directory); anything else is a URL or a channel name.
+    """
+    if "://" in entry:
+        parts = urlsplit(entry)
+        if parts.scheme != "file":
+            return None
+        return Path(unquote(parts.path))
+    if entry.startswith(("/", ".", "~")):
+        return Path(entry).expanduser().absolute()
+    return None
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [child for child in path.iterdir() if child.is_dir()]
+    except OSError:
+        return []
 
 
 def _describe_errors(exc: ValidationError) -> str:

@@ -16,7 +16,11 @@
             response = await runner.run(case)          # through the app, in-process
         assert response["result"]["animals"]
 
-``mode="cli"`` runs the same case through ``wtrunner run`` in a subprocess instead.
+``mode="cli"`` runs the same case through the installed ``wtrunner run`` in a subprocess
+instead (from the current directory, which may hold a ``wtrunner/`` directory of its own).
+
+The tests are coroutines: run them with pytest-aiohttp (or pytest-asyncio) and
+``asyncio_mode = auto`` in the pytest configuration.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .cli import wtrunner_command
 from .settings import Settings
 
 
@@ -140,7 +144,7 @@ class CaseRunner:
         params_file.parent.mkdir(parents=True, exist_ok=True)
         params_file.write_text(json.dumps(case.params))
         argv = [
-            sys.executable, "-m", "wtrunner", "run", self.matchspec,
+            *wtrunner_command(), "run", self.matchspec,
             "--params", str(params_file),
             "--results-url", str(results),
             "--execution-mode", case.execution_mode,
@@ -165,6 +169,6 @@ class CaseRunner:
 def _settings_env(settings: Settings) -> dict[str, str]:
     return {
         name: str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in settings.describe().items()
+        for name, value in settings.describe(effective=False).items()
         if value not in (None, "") and not name.endswith("OBJECT_STORE_OPTIONS")
     }

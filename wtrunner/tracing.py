@@ -26,8 +26,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from . import __version__
 from .settings import Settings
+from .version import __version__
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_FILE = "otel_traces.jsonl"
@@ -65,20 +65,22 @@ def build_context_headers(context: Context | None = None) -> dict[str, str]:
     return carrier
 
 
+def run_parent_context(traceparent: str | None, tracestate: str | None) -> Context:
+    """The parent of a run's span: the caller's span its W3C values describe when they are
+    valid (so the run is a direct child of the caller, as the earlier implementation's
+    clients check), else the current context (e.g. the HTTP server span)."""
+    described = extract_context(traceparent, tracestate)
+    if trace.get_current_span(described).get_span_context().is_valid:
+        return described
+    return otel_context.get_current()
+
+
 def parent_context(traceparent: str | None, tracestate: str | None) -> Context:
     """The current context when a span is active in it (e.g. the server span), else the one
     the given headers describe."""
     if trace.get_current_span().get_span_context().is_valid:
         return otel_context.get_current()
     return extract_context(traceparent, tracestate)
-
-
-def message_context(traceparent: str | None, tracestate: str | None) -> Context:
-    """For a message: the context its own W3C values describe when valid, else the current."""
-    described = extract_context(traceparent, tracestate)
-    if trace.get_current_span(described).get_span_context().is_valid:
-        return described
-    return otel_context.get_current()
 
 
 def otel_span_formatter(span: Any) -> str:

@@ -1,4 +1,5 @@
-"""A small kit for writing workflow packages that keep the command-line contract (design §3).
+"""A small kit for writing workflow packages that keep the command-line contract
+(``wtrunner/contract.py``).
 
 wtrunner itself talks to a workflow only through its command line; this module is for the
 *workflow* side (the examples, the test workflows, and anyone writing a package by hand)::
@@ -33,10 +34,18 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from .contract import (
+    DEFAULT_RESULTS_ENV_VAR,
+    EXECUTION_MODES,
+    EXIT_BAD_INPUT,
+    FORM_KINDS,
+    METADATA_DOCUMENTS,
+    OTEL_CONSOLE_DESTINATIONS,
+    OTEL_EXPORTERS,
+    RESULT_FILE,
+    RESULTS_ENV_VAR_SETTING,
+)
 from .schemas import validation_errors
-
-RESULTS_ENV_VAR_SETTING = "WT_INVOKERS__RESULTS_ENV_VAR"
-DEFAULT_RESULTS_ENV_VAR = "WT_RESULTS"
 
 
 class BadInput(Exception):
@@ -150,13 +159,16 @@ def results_url_from_env() -> str:
 
 
 def write_result(results_url: str, document: Mapping[str, Any]) -> None:
-    """Write ``result.json`` under ``results_url`` (file://, gs://, s3://, memory://)."""
+    """Write ``result.json`` under ``results_url`` (file://, gs://, s3://, memory://).
+
+    Like compiled workflows, a local results directory is not created here: it must exist
+    (wtrunner creates it before the run starts).
+    """
     import obstore
     from obstore.store import from_url
 
-    local = results_url.startswith("file://")
-    store = from_url(results_url, mkdir=True) if local else from_url(results_url)
-    obstore.put(store, "result.json", json.dumps(document, default=str).encode())
+    store = from_url(results_url)
+    obstore.put(store, RESULT_FILE, json.dumps(document, default=str).encode())
 
 
 def _parser(workflow: Workflow) -> argparse.ArgumentParser:
@@ -167,17 +179,17 @@ def _parser(workflow: Workflow) -> argparse.ArgumentParser:
     config = run.add_mutually_exclusive_group(required=True)
     config.add_argument("--config-file", help="YAML/JSON file: task id -> kwargs")
     config.add_argument("--config-json", help="the same, inline")
-    run.add_argument("--execution-mode", choices=["sequential", "async"], default="sequential")
+    run.add_argument("--execution-mode", choices=EXECUTION_MODES, default="sequential")
     run.add_argument("--mock-io", action=argparse.BooleanOptionalAction, default=False)
-    run.add_argument("--otel-exporter", choices=["console", "gcp"])
-    run.add_argument("--otel-console-exporter-dst", choices=["stdout", "file"])
+    run.add_argument("--otel-exporter", choices=OTEL_EXPORTERS)
+    run.add_argument("--otel-console-exporter-dst", choices=OTEL_CONSOLE_DESTINATIONS)
 
     get = commands.add_parser("get", help="print metadata as JSON")
-    get.add_argument("what", choices=["rjsf", "params", "data-connection-property-names"])
+    get.add_argument("what", choices=METADATA_DOCUMENTS)
 
     convert = commands.add_parser("convert", help="convert form data <-> params (stdin JSON)")
-    convert.add_argument("--from", dest="source", choices=["formdata", "params"], required=True)
-    convert.add_argument("--to", dest="target", choices=["formdata", "params"], required=True)
+    convert.add_argument("--from", dest="source", choices=FORM_KINDS, required=True)
+    convert.add_argument("--to", dest="target", choices=FORM_KINDS, required=True)
     return parser
 
 
@@ -195,7 +207,7 @@ def main(workflow: Workflow, argv: Sequence[str] | None = None) -> int:
         return _run(workflow, args)
     except BadInput as exc:
         print(f"{workflow.name}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 def _get(workflow: Workflow, what: str) -> int:
@@ -252,7 +264,7 @@ def _run(workflow: Workflow, args: argparse.Namespace) -> int:
         for error in errors:
             location = "/".join(map(str, error["path"])) or "(params)"
             print(f"invalid params at {location}: {error['message']}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     results_url = results_url_from_env()
     context = RunContext(
         params=params,

@@ -7,11 +7,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from ..contract import FormKind
+from ..contract import MetadataDocument as Document
 from ..environments import Environment, parse_matchspec
 from ..errors import RequestValidationError
-from ..invokers import INVOKERS
+from ..invoker_names import DEFAULT_INVOKER, unknown_invoker_message
 from ..keys import ENVIRONMENTS, METADATA, SETTINGS
-from ..metadata import Document, FormKind
 from .parsing import parse_json_body, parse_mapping
 
 
@@ -24,7 +25,7 @@ class MetadataQuery(BaseModel):
         None, description="conda MatchSpec of the workflow package (required unless overridden)"
     )
     invoker_type: str = Field(
-        "BlockingLocalSubprocessInvoker",
+        DEFAULT_INVOKER,
         description="accepted for compatibility; metadata always comes from the local package",
     )
 
@@ -35,12 +36,13 @@ class JsonObject(RootModel[dict[str, Any]]):
 
 async def _environment(request: web.Request) -> Environment:
     query = parse_mapping(request.query, MetadataQuery, "query")
-    if query.invoker_type not in INVOKERS:
-        known = ", ".join(sorted(INVOKERS))
-        raise RequestValidationError.single(
-            ["query", "invoker_type"], f"unknown invoker; known: {known}", query.invoker_type
-        )
-    spec = parse_matchspec(query.matchspec, request.app[SETTINGS].matchspec_override)
+    unknown = unknown_invoker_message(query.invoker_type)
+    if unknown:
+        raise RequestValidationError.single(["query", "invoker_type"], unknown, query.invoker_type)
+    try:
+        spec = parse_matchspec(query.matchspec, request.app[SETTINGS].matchspec_override)
+    except RequestValidationError as exc:
+        raise exc.placed(lambda loc: ["query", *loc]) from None
     return await request.app[ENVIRONMENTS].resolve(spec)
 
 

@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from ..schemas import ValidationErrorItem
+
+__all__ = ["ValidationErrorItem"]  # (defined with the validator; part of the HTTP models)
+
 
 class ResponseModel(BaseModel):
     """The outcome of a run: ``result`` is whatever the workflow returned (any JSON value)."""
@@ -13,16 +17,6 @@ class ResponseModel(BaseModel):
     result: Any = None
     error: str | None = None
     trace: str | None = None
-
-
-class ValidationErrorItem(BaseModel):
-    """One jsonschema-native validation error, as the conversion endpoints report it."""
-
-    message: str
-    path: list[str | int]
-    schema_path: list[str | int]
-    validator: str
-    input: Any = Field(description="the failing instance value")
 
 
 class ValidationErrorResponse(BaseModel):

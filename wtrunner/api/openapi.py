@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .. import __version__
+from ..version import __version__
 from .operations import Operation
 
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -1,8 +1,9 @@
 """``POST /run-from-pubsub``: RunWorkflow commands pushed by a Pub/Sub push subscription.
 
-200 tells Pub/Sub to stop delivering: the run finished (``processed``), can never succeed
-(``error``, also written as result.json where the results were to go) or repeated a finished
-run (``duplicate``). A transient failure answers 503 so Pub/Sub redelivers the message.
+200 tells Pub/Sub to stop delivering: the run finished (exactly ``{"status": "processed"}``, as
+the earlier implementation answered), can never succeed (``{"status": "error", "error",
+"trace"}``, also written as result.json where the results were to go) or repeated a finished
+run (``{"status": "duplicate"}``). A transient failure answers 503 so Pub/Sub redelivers it.
 """
 
 from __future__ import annotations
@@ -31,5 +32,7 @@ async def run_from_pubsub(request: web.Request) -> web.Response:
             status=503,
             headers={"Retry-After": "10"},
         )
-    body = PushResponse(status=disposition.status, error=disposition.error, trace=disposition.trace)
+    if disposition.status != "error":
+        return web.json_response({"status": disposition.status})
+    body = PushResponse(status="error", error=disposition.error, trace=disposition.trace)
     return web.json_response(body.model_dump())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import logging
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from ..errors import RequestValidationError
-from ..invokers import INVOKERS
+from ..contract import ExecutionMode
+from ..errors import Location, RequestValidationError
+from ..invoker_names import DEFAULT_INVOKER
 from ..invokers.batch_options import (
     BATCH_OPTION_KEYS,
     CpuMilli,
@@ -19,13 +21,21 @@ from ..invokers.batch_options import (
     MemoryMib,
 )
 from ..keys import RUNS, SETTINGS
-from ..run_request import LithopsConfig, RunRequest, build_run_request
-from ..tracing import parent_context
+from ..run_request import LithopsConfig, OutcomeKind, RunInput, RunOutcome, build_run_request
 from .parsing import parse_json_body, parse_mapping
 
-ExecutionMode = Literal["async", "sequential"]
-# Fields existing clients send in the query string and the spec puts in the body.
-_EITHER_PLACE = ("execution_mode", "mock_io", "results_url")
+log = logging.getLogger(__name__)
+
+JOB_HEADER = "X-Batch-Job"
+# Fields existing clients send in the query string that may come in the body too (both places
+# with different values: 422); the first three are required in one of them.
+_REQUIRED_EITHER_PLACE = ("execution_mode", "mock_io", "results_url")
+_EITHER_PLACE = (
+    *_REQUIRED_EITHER_PLACE, "timeout", "invoker_type", "workflow_run_id", "docker_image_uri"
+)  # fmt: skip
+_STATUS = {OutcomeKind.OK: 200, OutcomeKind.ACCEPTED: 202}
+# Unknown body keys already logged (old clients send extras: accepted, noted once per key).
+_logged_extra_keys: set[str] = set()
 
 
 class RunQuery(BaseModel):
@@ -36,9 +46,15 @@ class RunQuery(BaseModel):
     matchspec: str | None = Field(
         None, description="conda MatchSpec of the workflow package (required unless overridden)"
     )
-    invoker_type: str = Field("BlockingLocalSubprocessInvoker", description="invoker back end")
-    workflow_run_id: str = Field("", description="identifier of this run")
-    timeout: float | None = Field(None, gt=0, description="maximum run time in seconds")
+    invoker_type: str | None = Field(
+        None, description=f"invoker back end (default {DEFAULT_INVOKER}); also in the body"
+    )
+    workflow_run_id: str | None = Field(
+        None, description="identifier of this run; also in the body"
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="maximum run time in seconds; also in the body"
+    )
     docker_image_uri: ImageUri = None
     cpu_milli: CpuMilli = None
     memory_mib: MemoryMib = None
@@ -60,7 +76,7 @@ class TraceHeaders(BaseModel):
 class RunBody(BaseModel):
     """JSON body of ``POST /``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     params: dict[str, Any] = Field(description="task parameters keyed by task instance id")
     execution_mode: ExecutionMode | None = None
@@ -72,11 +88,17 @@ class RunBody(BaseModel):
         None, description="environment variables for data connections (secrets)"
     )
     lithops_config: LithopsConfig | None = None
+    timeout: float | None = Field(None, gt=0, description="also accepted in the query")
+    invoker_type: str | None = Field(None, description="also accepted in the query")
+    workflow_run_id: str | None = Field(None, description="also accepted in the query")
+    docker_image_uri: ImageUri = None
 
 
-def _merge(query: RunQuery, body: RunBody) -> dict[str, Any]:
-    """Each of execution_mode, mock_io, results_url from wherever it was given, once."""
+def _merge(query: RunQuery, body: RunBody) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each field that may come in either place, from wherever it was given, once; and where
+    each came from (``query`` or ``body``) to place errors about it."""
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     problems = []
     for name in _EITHER_PLACE:
         in_query, in_body = getattr(query, name), getattr(body, name)
@@ -89,16 +111,34 @@ def _merge(query: RunQuery, body: RunBody) -> dict[str, Any]:
                     "input": in_query,
                 }
             )
-        elif in_query is None and in_body is None:
+        elif in_query is None and in_body is None and name in _REQUIRED_EITHER_PLACE:
             problems.append({"type": "missing", "loc": ["body", name], "msg": "Field required"})
         merged[name] = in_body if in_body is not None else in_query
+        origin[name] = "query" if in_body is None else "body"
     if problems:
         raise RequestValidationError(problems)
-    return merged
+    return merged, origin
 
 
-async def parse_run_request(request: web.Request) -> RunRequest:
-    """Query, headers and body of ``POST /`` as one RunRequest (every problem in one 422)."""
+def _log_extra_keys(body: RunBody) -> None:
+    for key in sorted((body.model_extra or {}).keys() - _logged_extra_keys):
+        _logged_extra_keys.add(key)
+        log.info("POST / body key %r is not part of the API and is ignored", key)
+
+
+def _placer(origin: dict[str, str]) -> Any:
+    def place(loc: Location) -> Location:
+        if loc and loc[0] in ("query", "body", "header"):
+            return loc
+        name = str(loc[0]) if loc else ""
+        return [origin.get(name, "query" if name in RunQuery.model_fields else "body"), *loc]
+
+    return place
+
+
+async def _parse(request: web.Request) -> tuple[RunInput, dict[str, str]]:
+    """Query, headers and body of ``POST /`` as one RunInput (every problem in one 422), and
+    where each field came from."""
     problems: list[dict[str, Any]] = []
     parsed: dict[str, Any] = {}
     for name, parse in (
@@ -118,33 +158,26 @@ async def parse_run_request(request: web.Request) -> RunRequest:
     query: RunQuery = parsed["query"]
     body: RunBody = parsed["body"]
     headers: TraceHeaders = parsed["headers"]
-    merged = _merge(query, body)
-    options = {
-        key: getattr(query, key) for key in BATCH_OPTION_KEYS if getattr(query, key) is not None
-    }
-    return build_run_request(
-        request.app[SETTINGS],
+    _log_extra_keys(body)
+    merged, origin = _merge(query, body)
+    options = {key: getattr(query, key) for key in BATCH_OPTION_KEYS}
+    options["docker_image_uri"] = merged["docker_image_uri"]
+    given = RunInput(
         matchspec=query.matchspec,
-        invoker_type=query.invoker_type,
-        known_invokers=frozenset(INVOKERS),
-        workflow_run_id=query.workflow_run_id,
+        invoker_type=merged["invoker_type"] or DEFAULT_INVOKER,
+        workflow_run_id=merged["workflow_run_id"] or "",
         params=body.params,
         execution_mode=merged["execution_mode"],
         mock_io=merged["mock_io"],
         results_url=merged["results_url"],
-        data_connections_env_vars=body.data_connections_env_vars,
+        data_connections_env_vars=body.data_connections_env_vars or {},
         lithops_config=body.lithops_config,
-        timeout=query.timeout,
+        timeout=merged["timeout"],
         traceparent=headers.traceparent,
         tracestate=headers.tracestate,
-        invoker_options=options,
-        locs={
-            "matchspec": ["query", "matchspec"],
-            "invoker_type": ["query", "invoker_type"],
-            "results_url": ["query" if body.results_url is None else "body", "results_url"],
-            "data_connections_env_vars": ["body", "data_connections_env_vars"],
-        },
+        invoker_options={key: value for key, value in options.items() if value is not None},
     )
+    return given, origin
 
 
 def _trace_headers(request: web.Request) -> dict[str, str]:
@@ -155,10 +188,21 @@ def _trace_headers(request: web.Request) -> dict[str, str]:
     }
 
 
+def outcome_response(outcome: RunOutcome) -> web.Response:
+    """The spec's answer for an outcome: 200 with the result, 202 when accepted elsewhere
+    (the Batch job in ``X-Batch-Job``), 500 with the error and trace otherwise."""
+    headers = {JOB_HEADER: outcome.job_name} if outcome.job_name else {}
+    status = _STATUS.get(outcome.kind, 500)
+    return web.json_response(outcome.body(), status=status, headers=headers)
+
+
 async def run_workflow(request: web.Request) -> web.Response:
     """``POST /``: run the workflow; 200 with its result, 202 when accepted elsewhere, 500 when
-    it failed (its error and trace in the body), or the error of design §8."""
-    run_request = await parse_run_request(request)
-    parent = parent_context(run_request.traceparent, run_request.tracestate)
-    outcome = await request.app[RUNS].run(run_request, "run-endpoint", parent)
-    return web.json_response(outcome.body(), status=outcome.status, headers=outcome.headers)
+    it failed (its error and trace in the body), or the errors of the README's table."""
+    given, origin = await _parse(request)
+    try:
+        run_request = build_run_request(request.app[SETTINGS], given)
+        outcome = await request.app[RUNS].run(run_request, "run-endpoint")
+    except RequestValidationError as exc:
+        raise exc.placed(_placer(origin)) from None
+    return outcome_response(outcome)

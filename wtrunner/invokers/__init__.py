@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..invoker_names import CLOUD_BATCH_INVOKER, LOCAL_INVOKERS
 from .base import (
     Completion,
     Invoker,
@@ -24,20 +25,18 @@ __all__ = [
     "InvokerState",
     "InvokerStateError",
     "WorkflowStartError",
-    "INVOKERS",
     "invoker_class",
 ]
 
 # invoker_type -> "module:Class" (relative to this package)
-INVOKERS: dict[str, str] = {
-    "BlockingLocalSubprocessInvoker": ".local:LocalSubprocessInvoker",
-    "AsyncLocalSubprocessInvoker": ".local:LocalSubprocessInvoker",
-    "CloudBatchInvoker": ".batch:CloudBatchInvoker",
+_CLASSES: dict[str, str] = {
+    **dict.fromkeys(LOCAL_INVOKERS, ".local:LocalSubprocessInvoker"),
+    CLOUD_BATCH_INVOKER: ".batch:CloudBatchInvoker",
 }
 
 
 def invoker_class(name: str) -> type[Invoker]:
-    """The back end registered as ``name`` (names are checked when a request is parsed)."""
-    module_name, class_name = INVOKERS[name].split(":")
+    """The back end registered as ``name`` (names are checked when a request is built)."""
+    module_name, class_name = _CLASSES[name].split(":")
     cls: type[Invoker] = getattr(importlib.import_module(module_name, __name__), class_name)
     return cls

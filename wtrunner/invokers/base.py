@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -81,7 +81,6 @@ class Completion:
 class Invoker(ABC):
     """Base of every back end; see the module docstring for the lifecycle."""
 
-    names: ClassVar[tuple[str, ...]] = ()
     waitable: ClassVar[bool] = True
 
     context: InvokerContext
@@ -89,8 +88,8 @@ class Invoker(ABC):
     state: InvokerState = field(default=InvokerState.IDLE, init=False)
     # The local environment the workflow runs in, when the back end has one.
     environment: Environment | None = field(default=None, init=False)
-    # Extra response headers once the run was accepted (e.g. the Batch job's name).
-    response_headers: Mapping[str, str] = field(default_factory=dict, init=False)
+    # The remote job a non-waitable back end submitted (e.g. the Cloud Batch job's name).
+    job_name: str | None = field(default=None, init=False)
 
     def is_waitable(self) -> bool:
         """Whether ``wait`` gives the outcome (False: the run continues elsewhere)."""

@@ -3,8 +3,8 @@
 Nothing is resolved locally: the image named by ``docker_image_uri`` already holds the
 workflow. The job has one task group of one task whose one runnable is that container, run as
 ``<WTRUNNER_BATCH_ENTRYPOINT_PREFIX words> <package> run --config-json <params> --execution-mode
-M --mock-io|--no-mock-io [otel flags]`` (the contract of design §3; the words go into the
-container's ``commands``, so an image's own ENTRYPOINT, if any, still runs first).
+M --mock-io|--no-mock-io [otel flags]`` (the contract of ``wtrunner/contract.py``; the words go
+into the container's ``commands``, so an image's own ENTRYPOINT, if any, still runs first).
 
 Its environment: the server's ``WT_*`` variables, the results variable, ``TRACEPARENT`` /
 ``TRACESTATE``, and the request's data-connection variables. A data-connection value that is a
@@ -32,20 +32,20 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..contract import RESULTS_ENV_VAR_SETTING
 from ..errors import RequestValidationError
 from ..gcp import import_gcp
 from ..run_request import RunRequest
 from ..settings import Settings
-from ..workflow_kit import RESULTS_ENV_VAR_SETTING
+from ..workflow_commands import passthrough_env
 from .base import Invoker
 from .batch_client import FEATURE, BatchNotConfiguredError, batch_client
 from .batch_names import label_value, new_job_id
 from .batch_options import BatchOptions, parse_batch_options
-from .command import contract_env, passthrough_env, run_arguments
+from .command import contract_env, run_arguments
 
 log = logging.getLogger(__name__)
 
-JOB_HEADER = "X-Batch-Job"
 RUN_ID_LABEL = "wtrunner-run-id"
 WORKFLOW_LABEL = "wtrunner-workflow"
 SECRET_REFERENCE = re.compile(r"^projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+$")
@@ -59,12 +59,10 @@ LOCAL_RESULT_SCHEMES = frozenset({"file"})
 class CloudBatchInvoker(Invoker):
     """Submits the run as a Google Cloud Batch job; not waitable (see the module docstring)."""
 
-    names = ("CloudBatchInvoker",)
     waitable = False
 
     options: BatchOptions | None = field(default=None, init=False)
     parent: str = field(default="", init=False)  # projects/P/locations/R
-    job_name: str | None = field(default=None, init=False)
 
     async def is_installed(self) -> bool:
         """Always: the job's image holds the workflow, nothing is installed here."""
@@ -93,7 +91,6 @@ class CloudBatchInvoker(Invoker):
         )
         job = await batch_client(self.context).create_job(request)
         self.job_name = str(job.name) or f"{self.parent}/jobs/{job_id}"
-        self.response_headers = {JOB_HEADER: self.job_name}
         log.info(
             "submitted Cloud Batch job %s for run %r", self.job_name, self.request.workflow_run_id
         )
@@ -132,17 +129,14 @@ def check_request(request: RunRequest) -> BatchOptions:
 
 
 def project_and_region(settings: Settings) -> tuple[str, str]:
-    """``GOOGLE_CLOUD_PROJECT`` and ``CLOUD_RUN_REGION``; BatchNotConfiguredError when unset."""
-    missing = [
-        settings.env_var_name(name)
-        for name in ("google_cloud_project", "cloud_run_region")
-        if not getattr(settings, name).strip()
-    ]
-    if missing:
+    """``GOOGLE_CLOUD_PROJECT`` (BatchNotConfiguredError when unset) and ``CLOUD_RUN_REGION``
+    (the settings default it to ``us-central1``, as the earlier implementation did)."""
+    if not settings.google_cloud_project.strip():
+        name = settings.env_var_name("google_cloud_project")
         raise BatchNotConfiguredError(
-            f"CloudBatchInvoker is not configured on this server: set {' and '.join(missing)}"
+            f"CloudBatchInvoker is not configured on this server: set {name}"
         )
-    return settings.google_cloud_project.strip(), settings.cloud_run_region.strip()
+    return settings.google_cloud_project.strip(), settings.cloud_run_region
 
 
 def job_command(request: RunRequest, settings: Settings) -> list[str]:

@@ -9,10 +9,10 @@ event loop. ``WTRUNNER_BATCH_ENDPOINT`` picks where it connects:
   no credentials are looked up at all);
 - ``https://host[:port]`` or ``host[:port]``: that endpoint over TLS, with ADC.
 
-Creating a job is retried on UNAVAILABLE and DEADLINE_EXCEEDED (``SUBMIT_POLICY``: a few
-attempts, exponential backoff with jitter) with the very same request, request id included, so
-Batch recognises a retry of a job it already created and no second job appears. Every other
-API error is final.
+Creating a job is retried on UNAVAILABLE and DEADLINE_EXCEEDED by google-api-core's
+``AsyncRetry`` (``SUBMIT_POLICY``: exponential backoff with jitter within a deadline) with the
+very same request, request id included, so Batch recognises a retry of a job it already created
+and no second job appears. Every other API error is final.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,20 +54,14 @@ class BatchApiError(UpstreamError):
 
 @dataclass(frozen=True)
 class SubmitPolicy:
-    """How a job submission is retried: ``attempts`` in all, each within ``attempt_timeout``."""
+    """How a job submission is retried: backoff from ``first_delay`` by ``multiplier`` up to
+    ``max_delay`` while ``deadline`` seconds last, each attempt within ``attempt_timeout``."""
 
-    attempts: int = 4
     first_delay: float = 0.5
     multiplier: float = 2.0
     max_delay: float = 4.0
+    deadline: float = 60.0
     attempt_timeout: float = 30.0
-
-    def delays(self) -> Iterator[float]:
-        """The pause before each retry: exponential, capped, with jitter (50-100 %)."""
-        delay = self.first_delay
-        for _ in range(self.attempts - 1):
-            yield delay * random.uniform(0.5, 1.0)
-            delay = min(delay * self.multiplier, self.max_delay)
 
 
 SUBMIT_POLICY = SubmitPolicy()
@@ -158,39 +150,50 @@ class BatchClient:
         """Create the job of ``request`` (a ``CreateJobRequest``); the created ``Job``.
 
         Raises BatchApiError (502) when the API refuses it, ServiceUnavailableError (503)
-        when it stayed unavailable through every attempt.
+        when it stayed unavailable until the policy's deadline.
         """
         exceptions = import_gcp("google.api_core.exceptions", FEATURE)
-        transient = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded)
+        retry_async = import_gcp("google.api_core.retry_async", FEATURE)
         client = await self.client()
-        delays = self.policy.delays()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await client.create_job(
-                    request=request, retry=None, timeout=self.policy.attempt_timeout
-                )
-            except transient as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise ServiceUnavailableError(
-                        f"the Cloud Batch API was not available for job {request.job_id} "
-                        f"(tried {attempt} times): {describe(exc)}"
-                    ) from None
-                log.warning(
-                    "Cloud Batch job %s, attempt %d: %s; retrying in %.1fs",
-                    request.job_id,
-                    attempt,
-                    describe(exc),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-            except exceptions.GoogleAPICallError as exc:
-                raise BatchApiError(
-                    f"the Cloud Batch API refused job {request.job_id}: {describe(exc)}",
-                    status_name(exc),
-                ) from None
+        attempts = 0
+
+        def on_error(exc: Exception) -> None:
+            nonlocal attempts
+            attempts += 1
+            log.warning("Cloud Batch job %s, attempt %d: %s; retrying",
+                        request.job_id, attempts, describe(exc))  # fmt: skip
+
+        policy = self.policy
+        retry = retry_async.AsyncRetry(
+            predicate=retry_async.if_exception_type(
+                exceptions.ServiceUnavailable, exceptions.DeadlineExceeded
+            ),
+            initial=policy.first_delay,
+            maximum=policy.max_delay,
+            multiplier=policy.multiplier,
+            timeout=policy.deadline,
+            on_error=on_error,
+        )
+        try:
+            return await client.create_job(
+                request=request, retry=retry, timeout=policy.attempt_timeout
+            )
+        except exceptions.RetryError as exc:
+            cause = exc.cause
+            reason = (
+                describe(cause)
+                if isinstance(cause, exceptions.GoogleAPICallError)
+                else str(cause or exc)
+            )
+            raise ServiceUnavailableError(
+                f"the Cloud Batch API was not available for job {request.job_id} "
+                f"(tried {attempts} times): {reason}"
+            ) from None
+        except exceptions.GoogleAPICallError as exc:
+            raise BatchApiError(
+                f"the Cloud Batch API refused job {request.job_id}: {describe(exc)}",
+                status_name(exc),
+            ) from None
 
     async def close(self) -> None:
         """Close the client's channel (at application shutdown)."""

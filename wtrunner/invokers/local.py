@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,33 +20,26 @@ import anyio.to_thread
 import yaml
 from opentelemetry.trace import Span
 
+from ..contract import RESULTS_ENV_VAR_SETTING
 from ..environments import Environment
-from ..errors import ServiceUnavailableError, UpstreamError
 from ..processes import GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
 from ..tracing import tracer
-from ..workflow_kit import RESULTS_ENV_VAR_SETTING
-from .base import Completion, Invoker, InvokerContext, WorkflowStartError
-from .command import contract_env, passthrough_env, run_arguments
-
-STDERR_TAIL_BYTES = 16 * 1024
-METADATA_OUTPUT_LIMIT = 16 * 1024 * 1024
-METADATA_GRACE_SECONDS = 1.0
-
-
-class CommandFailed(UpstreamError):
-    """A workflow metadata command failed; ``exit_code`` is None when it timed out."""
-
-    def __init__(self, detail: str, exit_code: int | None) -> None:
-        super().__init__(detail)
-        self.exit_code = exit_code
+from ..workflow_commands import (
+    METADATA_TIMEOUT_SECONDS,
+    STDERR_TAIL_BYTES,
+    base_env,
+    check_output,
+    new_work_dir,
+    no_room,
+)
+from .base import Completion, Invoker, WorkflowStartError
+from .command import contract_env, run_arguments
 
 
 @dataclass
 class LocalSubprocessInvoker(Invoker):
     """Runs ``<prefix>/bin/<name> run ...`` as a local asyncio subprocess."""
-
-    names = ("BlockingLocalSubprocessInvoker", "AsyncLocalSubprocessInvoker")
 
     _run_dir: Path | None = field(default=None, init=False)
     _process: GroupProcess | None = field(default=None, init=False)
@@ -78,7 +69,7 @@ class LocalSubprocessInvoker(Invoker):
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
         try:
-            self._run_dir = new_work_dir(self.context, "run-")
+            self._run_dir = new_work_dir(self.context.settings, "run-")
             (self._run_dir / "tmp").mkdir()
             (self._run_dir / "params.json").write_text(json.dumps(self.request.params))
             if self.request.execution_mode == "async":
@@ -91,13 +82,13 @@ class LocalSubprocessInvoker(Invoker):
                 (self._run_dir / "stderr.log").open("w+b")
             )
         except OSError as exc:
-            raise _no_room(self.context, exc) from None
+            raise no_room(self.context.settings, exc) from None
 
     def child_env(self) -> dict[str, str]:
         """The workflow's whole environment: activation, pass-through, then what wtrunner sets."""
         assert self._run_dir is not None
         request = self.request
-        env = base_env(self.context, self._require_environment())
+        env = base_env(self.context.settings, self._require_environment())
         for name in ("TRACEPARENT", "TRACESTATE", RESULTS_ENV_VAR_SETTING):
             env.pop(name, None)  # only what this run says
         env.update(contract_env(request, self.context.settings))
@@ -164,120 +155,17 @@ class LocalSubprocessInvoker(Invoker):
             await anyio.to_thread.run_sync(shutil.rmtree, self._run_dir, True)
 
     async def check_output(
-        self, args: Sequence[str], stdin: bytes | None = None, timeout: float = 60.0
+        self,
+        args: Sequence[str],
+        stdin: bytes | None = None,
+        timeout: float = METADATA_TIMEOUT_SECONDS,
     ) -> bytes:
         """Run ``<workflow> *args`` with ``stdin``; its stdout, bounded in size and time."""
-        return await check_output(self.context, self._require_environment(), args, stdin, timeout)
-
-
-def base_env(context: InvokerContext, environment: Environment) -> dict[str, str]:
-    """Pass-through server variables, then the prefix's activation variables on top."""
-    env = passthrough_env(os.environ, context.settings.child_env_passthrough)
-    env.update(environment.activation_env)
-    return env
-
-
-def new_work_dir(context: InvokerContext, prefix: str) -> Path:
-    """A fresh directory under ``<cache>/runs`` for one process (503 when the disk refuses)."""
-    runs = context.settings.cache_dir / "runs"
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
-    except OSError as exc:
-        raise _no_room(context, exc) from None
-
-
-def _no_room(context: InvokerContext, exc: OSError) -> ServiceUnavailableError:
-    return ServiceUnavailableError(
-        f"cannot prepare a work dir in {context.settings.cache_dir}: {exc.strerror or exc}"
-    )
-
-
-async def check_output(
-    context: InvokerContext,
-    environment: Environment,
-    args: Sequence[str],
-    stdin: bytes | None = None,
-    timeout: float = 60.0,
-) -> bytes:
-    """Run ``<prefix>/bin/<name> *args`` in its own process group; its stdout.
-
-    Raises CommandFailed (502) on a non-zero exit, a timeout, or more than 16 MiB of output.
-    """
-    command = f"`{environment.name} {' '.join(args)}`"
-    work_dir = new_work_dir(context, "cmd-")
-    try:
-        process = await spawn(
-            [environment.executable, *args],
-            env=base_env(context, environment),
-            cwd=work_dir,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        return await check_output(
+            self.context.settings,
+            self.context.reaper,
+            self._require_environment(),
+            args,
+            stdin,
+            timeout,
         )
-        try:
-            stdout, stderr = await asyncio.wait_for(_communicate(process, stdin or b""), timeout)
-        except asyncio.TimeoutError:
-            await process.end(METADATA_GRACE_SECONDS)
-            raise CommandFailed(f"{command} timed out after {timeout:g}s", None) from None
-        except _TooMuchOutput:
-            await process.end(METADATA_GRACE_SECONDS)
-            raise CommandFailed(
-                f"{command} printed more than {METADATA_OUTPUT_LIMIT} bytes", None
-            ) from None
-        except BaseException:
-            await process.end(METADATA_GRACE_SECONDS)
-            raise
-        context.reaper.schedule(process)
-    finally:
-        await anyio.to_thread.run_sync(shutil.rmtree, work_dir, True)
-    if process.returncode != 0:
-        last = _last_line(stderr)
-        raise CommandFailed(
-            f"{command} exited with code {process.returncode}" + (f": {last}" if last else ""),
-            process.returncode,
-        )
-    return stdout
-
-
-class _TooMuchOutput(Exception):
-    pass
-
-
-async def _communicate(process: GroupProcess, stdin: bytes) -> tuple[bytes, str]:
-    child = process.process
-    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
-
-    async def feed() -> None:
-        assert child.stdin is not None
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            child.stdin.write(stdin)
-            await child.stdin.drain()
-        child.stdin.close()
-
-    async def read_stdout() -> bytes:
-        assert child.stdout is not None
-        chunks, size = [], 0
-        while chunk := await child.stdout.read(65536):
-            size += len(chunk)
-            if size > METADATA_OUTPUT_LIMIT:
-                raise _TooMuchOutput
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def read_stderr_tail() -> str:
-        assert child.stderr is not None
-        tail = b""
-        while chunk := await child.stderr.read(65536):
-            tail = (tail + chunk)[-STDERR_TAIL_BYTES:]
-        return tail.decode(errors="replace")
-
-    _, stdout, stderr, _ = await asyncio.gather(
-        feed(), read_stdout(), read_stderr_tail(), child.wait()
-    )
-    return stdout, stderr
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""

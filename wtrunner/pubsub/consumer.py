@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..backoff import Backoff
 from ..metrics import Metrics
 from ..readiness import Readiness
 from ..runs import RunSlots
@@ -128,7 +128,7 @@ class PullConsumer:
         return min(self.capacity - len(self._tasks), self.slots.free)
 
     async def _pull_loop(self) -> None:
-        backoff = BACKOFF_FIRST_SECONDS
+        backoff = Backoff(BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS)
         while True:
             available = self._available()
             if available <= 0:
@@ -145,14 +145,13 @@ class PullConsumer:
             except Exception as exc:
                 self.stats.pull_failures += 1
                 self.metrics.pubsub_pull_failures.inc()
-                delay = backoff * random.uniform(0.8, 1.2)
+                delay = backoff.next_delay()
                 log.warning("pulling %s failed (%s); retrying in %.1fs", self.subscription,
                             _describe(exc), delay)  # fmt: skip
                 self._report("error", error=_describe(exc), retry_in_seconds=round(delay, 1))
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
                 continue
-            backoff = BACKOFF_FIRST_SECONDS
+            backoff.reset()
             self._report("ok")
             if messages:
                 ack_ids = [message.ack_id for message in messages]

@@ -1,4 +1,4 @@
-"""The ``RunWorkflow`` command and the push envelope it arrives in (our own models, design §6).
+"""The ``RunWorkflow`` command and the push envelope it arrives in (our own models).
 
 Missing envelope fields take the earlier implementation's defaults; unknown fields are ignored;
 ``invoker_kwargs`` keys this module does not know are passed through to the invoker (e.g. the
@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from ..contract import ExecutionMode
+from ..invoker_names import DEFAULT_INVOKER
 from ..run_request import LithopsConfig
 
 
@@ -47,7 +49,7 @@ class InvokerKwargs(BaseModel):
     workflow_run_id: str = ""
     results_url: str
     params: dict[str, Any] = Field(default_factory=dict)
-    execution_mode: Literal["sequential", "async"] = "sequential"
+    execution_mode: ExecutionMode = "sequential"
     mock_io: bool = False
     data_connections_env_vars: dict[str, SecretStr] | None = None
     lithops_config: LithopsConfig | None = None
@@ -66,7 +68,7 @@ class RunWorkflowPayload(BaseModel):
 
     match_spec: str | None = None
     command: str
-    invoker_type: str = "BlockingLocalSubprocessInvoker"
+    invoker_type: str = DEFAULT_INVOKER
     invoker_kwargs: InvokerKwargs
 
 
@@ -103,7 +105,8 @@ class PushEnvelope(BaseModel):
 
 
 class PushResponse(BaseModel):
-    """What ``POST /run-from-pubsub`` answers when retrying cannot change the outcome."""
+    """What ``POST /run-from-pubsub`` answers when retrying cannot change the outcome
+    (``error`` and ``trace`` only with ``status: "error"``)."""
 
     status: Literal["processed", "error", "duplicate"]
     error: str | None = None

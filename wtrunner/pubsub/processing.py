@@ -16,13 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import RequestValidationError, SchemaValidationError, WtrunnerError
-from ..invokers import INVOKERS
+from ..errors import Location, RequestValidationError, SchemaValidationError, WtrunnerError
 from ..results import ResultsStore, normalize_results_url, public_url
-from ..run_request import RunOutcome, RunRequest, build_run_request
+from ..run_request import OutcomeKind, RunInput, RunOutcome, RunRequest, build_run_request
 from ..runs import RunService
 from ..settings import Settings
-from ..tracing import message_context
 from .messages import CommandError, RunWorkflow, parse_command
 
 log = logging.getLogger(__name__)
@@ -99,37 +97,29 @@ class PubSubRunner:
         self.ledger = RunLedger()
 
     def to_run_request(self, command: RunWorkflow) -> RunRequest:
-        """The RunRequest of a command."""
+        """The RunRequest of a command (422 items located in the message)."""
         payload = command.payload
         kwargs = payload.invoker_kwargs
-        trace = kwargs.trace_context or None
-        return build_run_request(
-            self.settings,
+        trace = kwargs.trace_context
+        given = RunInput(
             matchspec=payload.match_spec,
             invoker_type=payload.invoker_type,
-            known_invokers=frozenset(INVOKERS),
             workflow_run_id=kwargs.workflow_run_id,
             params=kwargs.params,
             execution_mode=kwargs.execution_mode,
             mock_io=kwargs.mock_io,
             results_url=kwargs.results_url,
-            data_connections_env_vars=kwargs.data_connections_env_vars,
+            data_connections_env_vars=kwargs.data_connections_env_vars or {},
             lithops_config=kwargs.lithops_config,
             timeout=kwargs.timeout,
             traceparent=trace.traceparent if trace else None,
             tracestate=trace.tracestate if trace else None,
             invoker_options=kwargs.invoker_options(),
-            locs={
-                "matchspec": ["payload", "match_spec"],
-                "invoker_type": ["payload", "invoker_type"],
-                "results_url": ["payload", "invoker_kwargs", "results_url"],
-                "data_connections_env_vars": [
-                    "payload",
-                    "invoker_kwargs",
-                    "data_connections_env_vars",
-                ],
-            },
         )
+        try:
+            return build_run_request(self.settings, given)
+        except RequestValidationError as exc:
+            raise exc.placed(place_in_message) from None
 
     async def process(self, data: bytes | Callable[[], bytes], delivery_id: str) -> Disposition:
         """Run the command in ``data`` once and return the verdict.
@@ -165,10 +155,12 @@ class PubSubRunner:
     async def _run(self, command: RunWorkflow) -> Disposition:
         try:
             request = self.to_run_request(command)
-            parent = message_context(request.traceparent, request.tracestate)
             # a run waited for here never outlives WTRUNNER_PUBSUB_MAX_RUN_SECONDS
             cap = self.settings.pubsub_max_run_seconds
-            outcome = await self.runs.run(request, "run-from-pubsub-endpoint", parent, cap)
+            try:
+                outcome = await self.runs.run(request, "run-from-pubsub-endpoint", max_wait=cap)
+            except RequestValidationError as exc:
+                raise exc.placed(place_in_message) from None
         except WtrunnerError as exc:
             if exc.transient:
                 log.warning("run %s will be retried: %s", _run_id(command), exc)
@@ -179,9 +171,9 @@ class PubSubRunner:
         return await self._dispose(command, outcome)
 
     async def _dispose(self, command: RunWorkflow, outcome: RunOutcome) -> Disposition:
-        if outcome.status < 400:
+        if outcome.succeeded:
             return Disposition("processed")
-        if outcome.kind != "workflow_error":  # the workflow wrote no result.json of its own
+        if outcome.kind is not OutcomeKind.WORKFLOW_ERROR:  # it wrote no result.json of its own
             url = command.payload.invoker_kwargs.results_url
             await self._write_error(url, outcome.error, outcome.trace)
         return Disposition("error", error=outcome.error, trace=outcome.trace)
@@ -193,6 +185,16 @@ class PubSubRunner:
             await self.results.write(url, {"result": None, "error": error, "trace": trace})
         except WtrunnerError as exc:
             log.error("could not write an error result to %s: %s", public_url(results_url), exc)
+
+
+def place_in_message(loc: Location) -> Location:
+    """Where a RunWorkflow command holds a field the run core names plainly."""
+    name = loc[0] if loc else ""
+    if name == "matchspec":
+        return ["payload", "match_spec", *loc[1:]]
+    if name == "invoker_type":
+        return ["payload", *loc]
+    return ["payload", "invoker_kwargs", *loc]
 
 
 def _describe(exc: WtrunnerError) -> str:

@@ -1,4 +1,4 @@
-"""The command line of wt-example-tracks-workflow (the contract of wtrunner's design §3)."""
+"""The command line of wt-example-tracks-workflow (the contract of `wtrunner/contract.py`)."""
 
 from __future__ import annotations
 
