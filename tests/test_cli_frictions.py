@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,8 +144,27 @@ async def test_case_runner_cli_mode_works_beside_a_wtrunner_directory(
     assert body["result"]["source"] == "sample data"
 
 
-def test_wtrunner_command_is_the_installed_entry_point() -> None:
+def test_wtrunner_command_is_the_installed_entry_point(project_dir: Path) -> None:
     command = wtrunner_command()
-    assert "-m" not in command
-    done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == f"wtrunner {__version__}"
+    assert command == [str(Path(sys.executable).parent / "wtrunner")]
+    done = subprocess.run(
+        [*command, "--version"], cwd=project_dir, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == f"wtrunner {__version__}", done.stderr
+
+
+def test_without_a_console_script_the_command_still_ignores_the_current_directory(
+    project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interpreter = sys.executable
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))  # no script there
+    command = wtrunner_command()
+    assert command[0] == sys.executable and "-m" not in command
+    done = subprocess.run(
+        [interpreter, *command[1:], "--version"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == f"wtrunner {__version__}", done.stderr

@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .processes import wtrunner_command
 from .settings import SettingsError, check_local_channels, load_settings
 from .version import __version__
+
+__all__ = ["main", "run", "wtrunner_command"]
 
 SETTINGS_HELP = (
     "Every other setting is an environment variable (WTRUNNER_CHANNELS, WTRUNNER_PREFIXES, "
@@ -91,24 +94,6 @@ def run() -> NoReturn:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code)
-
-
-def wtrunner_command() -> list[str]:
-    """The argv prefix that runs the installed ``wtrunner`` command in a child process.
-
-    The console script next to this interpreter when there is one, else this interpreter with
-    the current directory taken off ``sys.path`` — never ``python -m wtrunner``, which would
-    import a ``wtrunner/`` directory that happens to be in the current directory.
-    """
-    script = Path(sys.executable).parent / "wtrunner"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; del sys.path[0]; from wtrunner.cli import run; sys.argv[0] = 'wtrunner'; "
-        "run()",
-    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from .keys import (
     SETTINGS,
 )
 from .metadata import Metadata
-from .processes import GroupReaper, become_subreaper
+from .processes import GroupReaper, become_subreaper, wtrunner_command
 from .pubsub.consumer import PullConsumer
 from .pubsub.processing import PubSubRunner
 from .results import ResultsStore
@@ -59,7 +58,7 @@ async def _build_examples_channel(source: Path, output: Path) -> None:
     """``wtrunner channel build`` in a child process: packing and indexing stay out of the
     server's memory and event loop (and unchanged sources build nothing)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wtrunner", "channel", "build", str(source), "--output", str(output),
+        *wtrunner_command(), "channel", "build", str(source), "--output", str(output),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -25,5 +25,6 @@ def import_gcp(module: str, feature: str) -> ModuleType:
     except ImportError as exc:
         raise MissingExtraError(
             f"{feature} needs the Google Cloud libraries: install wtrunner[gcp] "
-            f"(pip install 'wtrunner[gcp]'); {exc.name or module} is missing"
+            f"(pip install 'wtrunner[gcp]'); the Python module {exc.name or module} "
+            "cannot be imported"
         ) from None

@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from .api.runs import outcome_status
 from .app import create_app
 from .errors import Location, RequestValidationError, WtrunnerError
 from .keys import RUNS
-from .run_request import OutcomeKind, RunInput, build_run_request
+from .run_request import RunInput, build_run_request
 from .settings import Settings
 
 # Where the command line holds what the run core names plainly.
@@ -57,8 +58,7 @@ async def run_once(settings: Settings, args: argparse.Namespace) -> tuple[int, d
                 raise exc.placed(_place_flag) from None
         except WtrunnerError as exc:
             return exc.status, exc.body()
-        status = {OutcomeKind.OK: 200, OutcomeKind.ACCEPTED: 202}.get(outcome.kind, 500)
-        return status, outcome.body()
+        return outcome_status(outcome), outcome.body()
 
 
 def _place_flag(loc: Location) -> Location:

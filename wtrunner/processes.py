@@ -230,3 +230,21 @@ def read_tail(file: IO[bytes], limit: int) -> str:
     if size > limit and b"\n" in data:
         data = data[data.index(b"\n") + 1 :]
     return data.decode(errors="replace")
+
+
+def wtrunner_command() -> list[str]:
+    """The argv prefix that runs the installed ``wtrunner`` command in a child process.
+
+    The console script next to this interpreter when there is one, else this interpreter with
+    the current directory taken off ``sys.path`` — never ``python -m wtrunner``, which would
+    import a ``wtrunner/`` directory that happens to be in the current directory.
+    """
+    script = Path(sys.executable).parent / "wtrunner"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; sys.path[:] = [p for p in sys.path if p != '']; sys.argv[0] = 'wtrunner'; "
+        "from wtrunner.cli import run; run()",
+    ]

@@ -319,7 +319,7 @@ def check_local_channels(channels: Sequence[str], source: str = "WTRUNNER_CHANNE
             problems.append(
                 f"{shown} is not a conda channel: no repodata.json in any subdir (noarch/, "
                 f"linux-64/, ...); pack workflows into it with `wtrunner channel build "
-                f"SOURCE... --output {entry}`"
+                f"SOURCE... --output {path}`"
             )
     if problems:
         raise SettingsError(f"{source}: " + "; ".join(problems))

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .cli import wtrunner_command
+from .processes import wtrunner_command
 from .settings import Settings
 
 

@@ -188,12 +188,16 @@ def _trace_headers(request: web.Request) -> dict[str, str]:
     }
 
 
+def outcome_status(outcome: RunOutcome) -> int:
+    """The spec's status for an outcome: 200 with a result, 202 accepted elsewhere, else 500."""
+    return _STATUS.get(outcome.kind, 500)
+
+
 def outcome_response(outcome: RunOutcome) -> web.Response:
-    """The spec's answer for an outcome: 200 with the result, 202 when accepted elsewhere
-    (the Batch job in ``X-Batch-Job``), 500 with the error and trace otherwise."""
+    """The spec's answer for an outcome: its status and ``{"result", "error", "trace"}``, with
+    the Batch job's name in ``X-Batch-Job`` when it was accepted there."""
     headers = {JOB_HEADER: outcome.job_name} if outcome.job_name else {}
-    status = _STATUS.get(outcome.kind, 500)
-    return web.json_response(outcome.body(), status=status, headers=headers)
+    return web.json_response(outcome.body(), status=outcome_status(outcome), headers=headers)
 
 
 async def run_workflow(request: web.Request) -> web.Response:
