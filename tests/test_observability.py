@@ -20,10 +20,8 @@ from tests.processes import free_port, start_server
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.settings import Settings
 from wtrunner.tracing import (
-    attach_context,
     build_context_headers,
     build_tracer_provider,
-    detach_context,
     extract_context,
     gcp_exporter,
     otel_span_formatter,
@@ -313,11 +311,8 @@ async def test_unknown_routes_are_counted_under_one_label(client: Client) -> Non
     assert samples[key] == 3
 
 
-def test_attach_context_makes_the_w3c_context_current() -> None:
-    token = attach_context(TRACEPARENT, "vendor=1")
-    try:
-        assert build_context_headers() == {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
-    finally:
-        detach_context(token)
+def test_w3c_headers_round_trip() -> None:
+    context = extract_context(TRACEPARENT, "vendor=1")
+    assert build_context_headers(context) == {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
     assert "traceparent" not in build_context_headers()
     assert build_context_headers(extract_context("not-a-traceparent")) == {}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .contract import EXECUTION_MODES
 from .processes import wtrunner_command
 from .settings import SettingsError, check_local_channels, load_settings
 from .version import __version__
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--timeout", type=float, help="seconds before the run is ended")
     run.add_argument("--mock-io", action=argparse.BooleanOptionalAction, default=False)
-    run.add_argument("--execution-mode", choices=["sequential", "async"], default="sequential")
+    run.add_argument("--execution-mode", choices=EXECUTION_MODES, default="sequential")
     run.add_argument("--invoker-type", default="BlockingLocalSubprocessInvoker")
 
     channel = commands.add_parser("channel", help="local conda channels of workflow packages")

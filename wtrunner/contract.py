@@ -27,8 +27,7 @@ DEFAULT_RESULTS_ENV_VAR = "WT_RESULTS"
 RESULTS_ENV_VAR_SETTING = "WT_INVOKERS__RESULTS_ENV_VAR"
 RESULT_FILE = "result.json"
 
-# Exit codes of ``run``: 0 once result.json is written, 2 for bad arguments or params.
-EXIT_OK = 0
+# ``run`` exits 0 once result.json is written, this for bad arguments or params (no result).
 EXIT_BAD_INPUT = 2
 
 

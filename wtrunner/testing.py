@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .contract import ExecutionMode
 from .processes import wtrunner_command
 from .settings import Settings
 
@@ -47,7 +48,7 @@ class Case(BaseModel):
     description: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     mock_io: bool = True
-    execution_mode: Literal["sequential", "async"] = "sequential"
+    execution_mode: ExecutionMode = "sequential"
     timeout: float | None = None
     expected_status: int = Field(200, description="HTTP status POST / should answer")
     raises: bool = Field(False, description="whether the workflow itself should report an error")

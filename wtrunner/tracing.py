@@ -48,16 +48,6 @@ def extract_context(traceparent: str | None, tracestate: str | None = None) -> C
     return _PROPAGATOR.extract(carrier)
 
 
-def attach_context(traceparent: str | None, tracestate: str | None = None) -> object:
-    """Make the described context current; returns the token for ``detach_context``."""
-    return otel_context.attach(extract_context(traceparent, tracestate))
-
-
-def detach_context(token: object) -> None:
-    """Undo :func:`attach_context`."""
-    otel_context.detach(token)  # type: ignore[arg-type]
-
-
 def build_context_headers(context: Context | None = None) -> dict[str, str]:
     """W3C headers for ``context`` (default: the current one); empty when there is no trace."""
     carrier: dict[str, str] = {}

@@ -32,6 +32,7 @@ from ..errors import PackageNotFoundError, ServiceUnavailableError
 from ..metrics import Metrics
 from ..settings import Settings
 from ..singleflight import SingleFlight
+from ..text import first_line
 from ..tracing import tracer
 from .activation import Activations
 from .cache import EnvironmentCache, remove_tree
@@ -376,5 +377,4 @@ def _records_key(records: Sequence[Any]) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(str(exc)) or type(exc).__name__

@@ -26,6 +26,7 @@ from ..metrics import Metrics
 from ..readiness import Readiness
 from ..runs import RunSlots
 from ..settings import Settings
+from ..text import first_line
 from .processing import Disposition, PubSubRunner
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,6 @@ class PullConsumer:
         self._pulling = loop.create_task(self._pull_loop(), name="pubsub-pull")
         self._leasing = loop.create_task(self._lease_loop(), name="pubsub-lease")
         self._report("starting")
-
-    @property
-    def in_flight(self) -> int:
-        """Messages being run now."""
-        return len(self._tasks)
 
     def begin_shutdown(self) -> None:
         """Stop pulling; runs in flight get ``WTRUNNER_PUBSUB_DRAIN_SECONDS`` from now."""
@@ -240,5 +236,5 @@ class PullConsumer:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
