@@ -17,10 +17,10 @@ PACKAGE = Path(wtrunner.__file__).parent
 # Lowest first. A name is a module or a subpackage (everything under it).
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"version", "errors", "contract", "invoker_names", "text", "backoff",
-                "singleflight", "readiness"}),
+                "singleflight", "readiness", "run_states"}),
     ("configuration", {"settings", "logs", "gcp"}),
-    ("services", {"tracing", "metrics", "schemas", "processes", "results", "channel",
-                  "environments"}),
+    ("services", {"tracing", "metrics", "looplag", "schemas", "processes", "results", "channel",
+                  "environments", "runstore"}),
     ("run requests", {"run_request", "workflow_commands"}),
     ("back ends", {"invokers"}),
     ("workflow metadata", {"metadata"}),

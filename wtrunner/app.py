@@ -11,7 +11,13 @@ from .api.middlewares import (
     request_id_middleware,
 )
 from .api.routes import setup_routes
-from .contexts import environments_context, pubsub_context, runs_context, stop_pulling
+from .contexts import (
+    environments_context,
+    loop_lag_context,
+    pubsub_context,
+    runs_context,
+    stop_pulling,
+)
 from .keys import METRICS, READINESS, SETTINGS
 from .metrics import Metrics
 from .readiness import Readiness
@@ -37,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     app[READINESS] = Readiness()
     app[METRICS] = Metrics()
     setup_routes(app)
+    app.cleanup_ctx.append(loop_lag_context)  # first: it watches the app's whole life
     app.cleanup_ctx.append(environments_context)
     app.cleanup_ctx.append(runs_context)
     app.cleanup_ctx.append(pubsub_context)

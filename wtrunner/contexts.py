@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,13 +24,15 @@ from .keys import (
     RUNS,
     SETTINGS,
 )
+from .looplag import LoopLagMonitor
 from .metadata import Metadata
 from .processes import GroupReaper, become_subreaper, wtrunner_command
 from .pubsub.consumer import PullConsumer
 from .pubsub.processing import PubSubRunner
 from .results import ResultsStore
 from .runs import RunService, RunSlots
-from .settings import SettingsError
+from .runstore import RunStore
+from .settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +76,55 @@ async def _build_examples_channel(source: Path, output: Path) -> None:
 
 
 async def runs_context(app: web.Application) -> AsyncIterator[None]:
-    """The run path: run slots, metadata cache, results store, and the reaper of leftovers.
+    """The run path: run store, run slots, metadata cache, results store, and the reaper.
 
-    On shutdown, whatever finished workflows left running is killed and reaped.
+    At start-up the store's migrations run, and the runs this replica left unfinished (the
+    server stopped while they ran) become ``lost``, their process groups ended. In the
+    background, finished runs older than the retention are pruned and the runs-by-state gauge
+    is kept fresh. On shutdown, whatever finished workflows left running is killed and reaped.
     """
     settings = app[SETTINGS]
     become_subreaper()
+    store = await RunStore.open(settings.effective_database_url)
     reaper = GroupReaper(settings.kill_grace_seconds)
     context = InvokerContext(settings, app[ENVIRONMENTS], reaper)
     app[METADATA] = Metadata(context)
     slots = RunSlots(settings.max_concurrent_runs, settings.max_queued_runs)
     app[METRICS].watch_slots(lambda: slots.in_use, lambda: slots.waiting)
-    app[RUNS] = RunService(context, app[METADATA], ResultsStore(settings), slots, app[METRICS])
-    yield
-    await context.aclose()
-    await reaper.close()
+    runs = RunService(
+        context, app[METADATA], ResultsStore(settings), slots, app[METRICS], store,
+        settings.replica_id,
+    )  # fmt: skip
+    app[RUNS] = runs
+    await runs.recover()
+    maintenance = asyncio.get_running_loop().create_task(_maintain_runs(runs, settings))
+    try:
+        yield
+    finally:
+        maintenance.cancel()
+        await asyncio.gather(maintenance, return_exceptions=True)
+        await runs.aclose()
+        await context.aclose()
+        await reaper.close()
+        await store.close()
+
+
+MAINTENANCE_SECONDS = 5.0
+PRUNE_EVERY = 720  # maintenance rounds: an hour
+
+
+async def _maintain_runs(runs: RunService, settings: Settings) -> None:
+    """Refresh the runs-by-state gauge; prune runs past the retention once an hour."""
+    rounds = 0
+    while True:
+        try:
+            if rounds % PRUNE_EVERY == 0:
+                await runs.prune(dt.timedelta(days=settings.run_retention_days))
+            await runs.refresh_counts()
+        except Exception:
+            log.exception("run store maintenance failed; trying again later")
+        rounds += 1
+        await asyncio.sleep(MAINTENANCE_SECONDS)
 
 
 async def pubsub_context(app: web.Application) -> AsyncIterator[None]:
@@ -123,3 +160,17 @@ async def stop_pulling(app: web.Application) -> None:
     consumer = app.get(PUBSUB_CONSUMER)
     if consumer is not None:
         consumer.begin_shutdown()
+
+
+async def loop_lag_context(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop lag monitor, for the app's whole life (it is the first context).
+
+    Its histogram is ``wtrunner_event_loop_lag_seconds``; a stall over 100 ms is logged with
+    the stack that was running. Shutdown cancels its task and joins its watchdog thread.
+    """
+    monitor = LoopLagMonitor(app[METRICS].event_loop_lag.observe)
+    monitor.start()
+    try:
+        yield
+    finally:
+        await monitor.close()

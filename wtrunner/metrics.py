@@ -17,6 +17,7 @@ from .logs import PROBE_PATHS
 
 RUN_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 HTTP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 UNTRACKED_PATHS = PROBE_PATHS | {"/metrics"}
 
 
@@ -56,6 +57,12 @@ class Metrics:
             buckets=RUN_BUCKETS,
             registry=registry,
         )
+        self.runs_by_state = Gauge(
+            "wtrunner_runs",
+            "Recorded runs by state (the run store, refreshed every few seconds)",
+            ["state"],
+            registry=registry,
+        )
         self.runs_in_flight = Gauge(
             "wtrunner_runs_in_flight", "Runs holding a run slot", registry=registry
         )
@@ -83,6 +90,12 @@ class Metrics:
         self.pubsub_pull_failures = Counter(
             "wtrunner_pubsub_pull_failures",
             "Failed pulls of the Pub/Sub consumer",
+            registry=registry,
+        )
+        self.event_loop_lag = Histogram(
+            "wtrunner_event_loop_lag_seconds",
+            "How late the event loop woke a task sleeping a fixed interval",
+            buckets=LOOP_LAG_BUCKETS,
             registry=registry,
         )
 

@@ -90,6 +90,27 @@ def group_alive(pgid: int) -> bool:
     return alive
 
 
+RUN_ID_VARIABLE = "WTRUNNER_RUN_ID"
+
+
+def kill_orphaned_run(pgid: int, run_id: str) -> bool:
+    """SIGKILL process group ``pgid`` if a live member carries ``WTRUNNER_RUN_ID=<run_id>`` in
+    its environment (so a reused pid never ends a stranger); whether it did."""
+    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+    for member in group_members(pgid):
+        if member.state in ("Z", "X"):
+            continue
+        try:
+            with open(f"/proc/{member.pid}/environ", "rb") as file:
+                variables = file.read().split(b"\0")
+        except OSError:
+            continue
+        if marker in variables:
+            _signal_group(pgid, signal.SIGKILL)
+            return True
+    return False
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)

@@ -25,11 +25,14 @@ from .results import normalize_results_url
 from .settings import Settings
 
 TIMEOUT_MESSAGE = "The workflow timed out. Consider reducing the amount of data being processed."
+CANCELLED_MESSAGE = "The run was cancelled."
+LOST_MESSAGE = "The server stopped while the run was in progress."
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_NAMES = frozenset(
-    {"PATH", "HOME", "TMPDIR", "TRACEPARENT", "TRACESTATE", "LITHOPS_CONFIG_FILE"}
-)
+    {"PATH", "HOME", "TMPDIR", "TRACEPARENT", "TRACESTATE", "LITHOPS_CONFIG_FILE",
+     "WTRUNNER_RUN_ID"}
+)  # fmt: skip
 RESERVED_ENV_PREFIXES = ("LD_", "PYTHON")
 
 

@@ -10,22 +10,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
+import logging
+import shutil
 import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from opentelemetry.context import Context
+import anyio.to_thread
 from opentelemetry.trace import StatusCode
 
 from .errors import RunSlotsFullError, WtrunnerError
-from .invokers import Completion, InvokerContext, WorkflowStartError, invoker_class
+from .invokers import Completion, Invoker, InvokerContext, WorkflowStartError, invoker_class
 from .logs import bind_run_id
 from .metadata import Metadata
 from .metrics import Metrics
+from .processes import kill_orphaned_run
 from .results import InvalidResultError, ResultMarker, ResultsStore, public_url
-from .run_request import TIMEOUT_MESSAGE, OutcomeKind, RunOutcome, RunRequest
+from .run_request import (
+    CANCELLED_MESSAGE,
+    LOST_MESSAGE,
+    TIMEOUT_MESSAGE,
+    OutcomeKind,
+    RunOutcome,
+    RunRequest,
+)
+from .run_states import InvalidTransition, RunState
+from .runstore import (
+    FrontDoor,
+    NewRun,
+    ResolvedPackage,
+    RunOutcomeRecord,
+    RunRecord,
+    RunStore,
+)
 from .text import last_line
 from .tracing import run_parent_context, tracer
+
+log = logging.getLogger(__name__)
+
+FINAL_POLL_SECONDS = 1.0
 
 
 class RunSlots:
@@ -49,27 +74,64 @@ class RunSlots:
         return max(0, self.slots - self._in_use - self.waiting)
 
     @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[None]:
-        """Hold a slot for the body; raises RunSlotsFullError when the queue is full too."""
+    async def acquire(self, cancelled: asyncio.Event | None = None) -> AsyncIterator[bool]:
+        """Hold a slot for the body (it gets True); raises RunSlotsFullError when the queue is
+        full too. If ``cancelled`` is set while waiting, the body runs at once without a slot
+        (it gets False)."""
         if self._semaphore.locked() and self.waiting >= self.max_queued:
             raise RunSlotsFullError(
                 f"all {self.slots} run slots are busy and {self.waiting} requests are waiting"
             )
         self.waiting += 1
         try:
-            await self._semaphore.acquire()
+            granted = await self._wait_for_slot(cancelled)
         finally:
             self.waiting -= 1
+        if not granted:
+            yield False
+            return
         self._in_use += 1
         try:
-            yield
+            yield True
         finally:
             self._in_use -= 1
             self._semaphore.release()
 
+    async def _wait_for_slot(self, cancelled: asyncio.Event | None) -> bool:
+        if cancelled is None:
+            await self._semaphore.acquire()
+            return True
+        acquiring = asyncio.ensure_future(self._semaphore.acquire())
+        giving_up = asyncio.ensure_future(cancelled.wait())
+        try:
+            await asyncio.wait({acquiring, giving_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            giving_up.cancel()
+            if not acquiring.done():
+                acquiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquiring
+        return not acquiring.cancelled()
+
+
+@dataclass
+class _Prepared:
+    """A checked request, its invoker installed, ready to be recorded and run."""
+
+    request: RunRequest
+    invoker: Invoker
+    before: ResultMarker | None = None
+
 
 class RunService:
-    """Runs workflows for every front door (HTTP, Pub/Sub push and pull, the CLI)."""
+    """Runs workflows for every front door (HTTP, Pub/Sub push and pull, the CLI), and is the
+    only writer of their records in the run store.
+
+    A request is checked first (MatchSpec resolved and installed, params against the package's
+    schema, results location): what fails there raises WtrunnerError and records nothing. Then
+    the run is recorded (``queued``), waits for a slot, becomes ``running`` (or ``submitted``
+    for a back end that is not waited for) and ends in the final state of its outcome.
+    """
 
     def __init__(
         self,
@@ -78,33 +140,141 @@ class RunService:
         results: ResultsStore,
         slots: RunSlots,
         metrics: Metrics,
+        store: RunStore,
+        replica: str,
     ) -> None:
         self.context = context
         self.metadata = metadata
         self.results = results
         self.slots = slots
         self.metrics = metrics
+        self.store = store
+        self.replica = replica
+        # cancel signals of the runs this process is running, by run id
+        self._cancels: dict[str, asyncio.Event] = {}
+        self._background: set[asyncio.Task[RunOutcome]] = set()
+        # set when a run of this process has recorded its end (long polls wait on it)
+        self._ended: dict[str, asyncio.Event] = {}
 
     async def run(
         self,
         request: RunRequest,
         span_name: str = "run",
-        parent: Context | None = None,
         max_wait: float | None = None,
+        front_door: FrontDoor = "cli",
     ) -> RunOutcome:
         """Run ``request`` to its outcome; a request that cannot run raises WtrunnerError.
 
         ``max_wait`` caps the timeout of runs this process waits for (Pub/Sub's cap); a run
-        handed to a back end that is not waited for keeps its own timeout.
+        handed to a back end that is not waited for keeps its own timeout. The run's record is
+        ``request.run_id``.
 
-        The run is one span named ``span_name``, a direct child of ``parent`` (by default the
-        context the request's W3C values describe, else the current one), whose attributes are
-        exactly ``workflow_run_id`` and ``invoker_type`` (the back end's class name) as the
-        earlier implementation's clients check; the outcome is a span event, resolution and the
+        The run is one span named ``span_name``, a direct child of the context the request's
+        W3C values describe (else the current one), whose attributes are exactly
+        ``workflow_run_id`` and ``invoker_type`` (the back end's class name) as the earlier
+        implementation's clients check; the outcome is a span event, resolution and the
         process are child spans, and the workflow's TRACEPARENT points at this span.
         """
-        if parent is None:
-            parent = run_parent_context(request.traceparent, request.tracestate)
+        return await self._traced(request, span_name, max_wait, front_door, None)
+
+    async def submit(
+        self, request: RunRequest, span_name: str = "run", front_door: FrontDoor = "http"
+    ) -> RunRecord:
+        """Check and record ``request``, then run it in the background; its record.
+
+        What :meth:`run` would refuse raises here, before anything is recorded.
+        """
+        accepted: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(
+            self._traced(request, span_name, None, front_door, accepted)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._finished_in_background)
+        return await accepted
+
+    def _finished_in_background(self, task: asyncio.Task[RunOutcome]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, WtrunnerError):  # a refusal reached the submitter already
+                log.error("a background run failed", exc_info=exc)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run: a running one's process group is ended (SIGTERM, grace, SIGKILL) and it
+        ends ``cancelled``; a queued one never starts. A finished run is a 409."""
+        record = await self.store.get(run_id)
+        if record.state.final:
+            raise InvalidTransition(f"run {run_id} has already ended ({record.state.value})")
+        record = await self.store.update(run_id, cancel_requested=True)
+        signal_ = self._cancels.get(run_id)
+        if signal_ is not None:
+            signal_.set()
+        elif record.replica == self.replica or record.state is RunState.QUEUED:
+            # recorded but not running here (any more): nothing will end it but this
+            record = await self.store.transition(
+                run_id, RunState.CANCELLED, outcome=_outcome_record(_cancelled())
+            )
+        return record
+
+    async def wait_final(self, run_id: str, timeout: float) -> RunRecord:
+        """The run's record once it is final, or as it is after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            record = await self.store.get(run_id)
+            remaining = deadline - loop.time()
+            if record.state.final or remaining <= 0:
+                return record
+            if run_id in self._cancels:  # running here: woken when it ends
+                ended = self._ended.setdefault(run_id, asyncio.Event())
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(ended.wait(), remaining)
+            else:  # elsewhere (or between states): looked at again every second
+                await asyncio.sleep(min(remaining, FINAL_POLL_SECONDS))
+
+    async def recover(self) -> list[RunRecord]:
+        """At start-up: the runs this replica left unfinished become ``lost``."""
+        lost = await self.store.mark_lost(self.replica, LOST_MESSAGE)
+        for record in lost:
+            log.warning("run %s was in progress when the server stopped: lost", record.id)
+            if record.pgid is not None and kill_orphaned_run(record.pgid, record.id):
+                log.warning("ended the processes run %s left behind", record.id)
+        return lost
+
+    async def prune(self, retention: dt.timedelta) -> list[str]:
+        """Delete the records of runs that finished longer than ``retention`` ago."""
+        pruned = await self.store.prune(dt.datetime.now(dt.timezone.utc) - retention)
+        if pruned:
+            log.info("pruned %d runs finished more than %s ago", len(pruned), retention)
+        return pruned
+
+    async def refresh_counts(self) -> None:
+        """Bring the ``wtrunner_runs`` gauge up to date with the store."""
+        counts = await self.store.counts_by_state()
+        for state in RunState:
+            self.metrics.runs_by_state.labels(state.value).set(counts.get(state, 0))
+
+    async def forget(self, run_id: str) -> None:
+        """Delete a finished run's record and whatever it kept under ``<cache>/runs/<id>``."""
+        await self.store.delete(run_id)
+        kept = self.context.settings.cache_dir / "runs" / run_id
+        await anyio.to_thread.run_sync(shutil.rmtree, kept, True)
+
+    async def aclose(self) -> None:
+        """Wait for background runs (server shutdown: they are cancelled by then)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _traced(
+        self,
+        request: RunRequest,
+        span_name: str,
+        max_wait: float | None,
+        front_door: FrontDoor,
+        accepted: asyncio.Future[RunRecord] | None,
+    ) -> RunOutcome:
+        parent = run_parent_context(request.traceparent, request.tracestate)
         cls = invoker_class(request.invoker_type)
         attributes = {"workflow_run_id": request.workflow_run_id, "invoker_type": cls.__name__}
         started = time.perf_counter()
@@ -115,12 +285,19 @@ class RunService:
         ) as span:  # fmt: skip
             event = {"wtrunner.package": request.package_name, "wtrunner.run_id": request.run_id}
             try:
-                outcome = await self._run(request, max_wait)
-            except WtrunnerError:
-                span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": "rejected"})
-                span.set_status(StatusCode.ERROR, "rejected")
-                self.metrics.runs_finished.labels(label, "rejected").inc()
+                prepared = await self._prepare(request, max_wait)
+                record = await self._record(prepared, front_door)
+            except BaseException as exc:
+                if accepted is not None and not accepted.done():
+                    accepted.set_exception(exc)
+                if isinstance(exc, WtrunnerError):
+                    span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": "rejected"})
+                    span.set_status(StatusCode.ERROR, "rejected")
+                    self.metrics.runs_finished.labels(label, "rejected").inc()
                 raise
+            if accepted is not None:
+                accepted.set_result(record)
+            outcome = await self._execute(prepared)
             kind = outcome.kind.value
             span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": kind})
             if not outcome.succeeded:
@@ -130,7 +307,7 @@ class RunService:
             self.metrics.run_duration.labels(label, kind).observe(elapsed)
             return outcome
 
-    async def _run(self, request: RunRequest, max_wait: float | None) -> RunOutcome:
+    async def _prepare(self, request: RunRequest, max_wait: float | None) -> _Prepared:
         cls = invoker_class(request.invoker_type)
         if max_wait is not None and cls.waitable:
             request = dataclasses.replace(
@@ -141,21 +318,92 @@ class RunService:
             await invoker.install()
         if invoker.environment is not None:
             await self.metadata.validate_params(invoker.environment, request.params)
+        prepared = _Prepared(request, invoker)
+        if invoker.is_waitable():
+            self.results.prepare(request.results_url)
+            prepared.before = await self.results.marker(request.results_url)
+        return prepared
+
+    async def _record(self, prepared: _Prepared, front_door: FrontDoor) -> RunRecord:
+        request = prepared.request
+        record = await self.store.create(
+            NewRun(
+                id=request.run_id,
+                workflow_run_id=request.workflow_run_id,
+                package=request.package_name,
+                matchspec=str(request.spec),
+                invoker_type=request.invoker_type,
+                front_door=front_door,
+                results_url=public_url(request.results_url),
+                replica=self.replica,
+                data_connection_names=sorted(request.data_connections_env_vars),
+            )
+        )
+        self._cancels[request.run_id] = asyncio.Event()
+        return record
+
+    async def _execute(self, prepared: _Prepared) -> RunOutcome:
+        """Run a recorded request and record how it ended. A refusal after the record exists
+        (run slots full, a back end's API) ends it ``failed`` and is raised; a run cancelled by
+        shutdown keeps its state (the next start marks it lost)."""
+        run_id = prepared.request.run_id
+        try:
+            outcome = await self._start_and_wait(prepared)
+        except WtrunnerError as exc:
+            await self._end(prepared, RunOutcome(OutcomeKind.CRASH, error=str(exc.detail)))
+            raise
+        finally:
+            self._cancels.pop(run_id, None)
+        await self._end(prepared, outcome)
+        return outcome
+
+    async def _end(self, prepared: _Prepared, outcome: RunOutcome) -> None:
+        state = STATE_OF_KIND[outcome.kind]
+        fields: dict[str, object] = {"outcome": _outcome_record(outcome)}
+        if outcome.job_name:
+            fields["job_name"] = outcome.job_name
+        run_id = prepared.request.run_id
+        try:
+            await self.store.transition(run_id, state, **fields)
+        except InvalidTransition as exc:  # e.g. cancelled from elsewhere meanwhile
+            log.info("run %s kept its state: %s", run_id, exc)
+        ended = self._ended.pop(run_id, None)
+        if ended is not None:
+            ended.set()
+
+    async def _start_and_wait(self, prepared: _Prepared) -> RunOutcome:
+        request, invoker = prepared.request, prepared.invoker
+        cancel = self._cancels[request.run_id]
         if not invoker.is_waitable():
             self.metrics.runs_started.labels(request.invoker_type).inc()
             await invoker.run()
             return RunOutcome(OutcomeKind.ACCEPTED, result={}, job_name=invoker.job_name)
 
-        self.results.prepare(request.results_url)
-        before = await self.results.marker(request.results_url)
-        async with self.slots.acquire():
+        async with self.slots.acquire(cancel) as granted:
+            if not granted or cancel.is_set():
+                return _cancelled()
+            environment = invoker.environment
+            resolved = (
+                ResolvedPackage(
+                    name=environment.name, version=environment.version,
+                    build=environment.build, channel=environment.source,
+                )
+                if environment is not None
+                else None
+            )  # fmt: skip
             self.metrics.runs_started.labels(request.invoker_type).inc()
             try:
                 await invoker.run()
             except WorkflowStartError as exc:
                 return RunOutcome(OutcomeKind.CRASH, error=str(exc))
-            completion = await invoker.wait()
-        return await self._outcome(request, completion, before)
+            # one write: running, with what runs and where (a restart ends it by pgid)
+            await self.store.transition(
+                request.run_id, RunState.RUNNING, resolved=resolved, pgid=invoker.pgid
+            )
+            completion = await _wait_unless_cancelled(invoker, cancel)
+            if completion is None:
+                return _cancelled()
+        return await self._outcome(request, completion, prepared.before)
 
     async def _outcome(
         self, request: RunRequest, completion: Completion, before: ResultMarker | None
@@ -184,6 +432,48 @@ class RunService:
             return RunOutcome(OutcomeKind.CRASH, error=error, trace=tail, exit_code=code)
         kind = OutcomeKind.OK if document["error"] is None else OutcomeKind.WORKFLOW_ERROR
         return RunOutcome(kind, **document, exit_code=code)
+
+
+STATE_OF_KIND = {
+    OutcomeKind.OK: RunState.SUCCEEDED,
+    OutcomeKind.WORKFLOW_ERROR: RunState.FAILED,
+    OutcomeKind.CRASH: RunState.FAILED,
+    OutcomeKind.TIMEOUT: RunState.TIMED_OUT,
+    OutcomeKind.CANCELLED: RunState.CANCELLED,
+    OutcomeKind.ACCEPTED: RunState.SUBMITTED,
+}
+
+
+async def _wait_unless_cancelled(invoker: Invoker, cancel: asyncio.Event) -> Completion | None:
+    """The run's completion, or None once ``cancel`` is set (the run's process group is then
+    ended like at a timeout before this returns)."""
+    waiting = asyncio.ensure_future(invoker.wait())
+    cancelled = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({waiting, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cancelled.cancel()
+        if not waiting.done():
+            waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    if waiting.cancelled():
+        return None
+    return waiting.result()
+
+
+def _cancelled() -> RunOutcome:
+    return RunOutcome(OutcomeKind.CANCELLED, error=CANCELLED_MESSAGE)
+
+
+def _outcome_record(outcome: RunOutcome) -> RunOutcomeRecord:
+    return RunOutcomeRecord(
+        kind=outcome.kind.value,
+        result=outcome.result,
+        error=outcome.error,
+        trace=outcome.trace,
+        exit_code=outcome.exit_code,
+    )
 
 
 def timeout_trace(request: RunRequest, stderr_tail: str | None) -> str:

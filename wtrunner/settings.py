@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -122,6 +123,18 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=_env("WTRUNNER_LOG_FORMAT")
     )
+    # The run store: empty = SQLite at <cache>/wtrunner.db.
+    database_url: Annotated[SecretStr, NoDecode] = Field(
+        SecretStr(""), validation_alias=_env("WTRUNNER_DATABASE_URL")
+    )
+    run_retention_days: float = Field(
+        30.0, gt=0, validation_alias=_env("WTRUNNER_RUN_RETENTION_DAYS")
+    )
+    replica_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        validation_alias=_env("WTRUNNER_REPLICA_ID"),
+    )
 
     pubsub_subscription: str = Field("", validation_alias=_env("WTRUNNER_PUBSUB_SUBSCRIPTION"))
     pubsub_max_messages: int | None = Field(
@@ -174,6 +187,12 @@ class Settings(BaseSettings):
     batch_service_account: str = Field("", validation_alias=_env("BATCH_SERVICE_ACCOUNT"))
 
     _cloud_run_region_defaulted: bool = PrivateAttr(False)
+
+    @property
+    def effective_database_url(self) -> str:
+        """``WTRUNNER_DATABASE_URL``, or the embedded SQLite file ``<cache>/wtrunner.db``."""
+        url = self.database_url.get_secret_value().strip()
+        return url or f"sqlite:///{self.cache_dir / 'wtrunner.db'}"
 
     @field_validator("otel_exporter", mode="before")
     @classmethod

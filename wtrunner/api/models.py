@@ -74,3 +74,7 @@ class OpenAPIDocument(BaseModel):
 
 class MetricsText(RootModel[str]):
     """Prometheus metrics in the text exposition format."""
+
+
+class NoContent(BaseModel):
+    """No content (204)."""

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from ..text import first_line
 from ..version import __version__
 from .operations import Operation
 
@@ -54,7 +55,11 @@ def _operation(op: Operation, refs: Mapping[Any, dict[str, Any]]) -> dict[str, A
     }
     if op.tags:
         document["tags"] = list(op.tags)
-    parameters = _parameters(op.query, "query") + _parameters(op.headers, "header")
+    parameters = (
+        _parameters(op.path_params, "path")
+        + _parameters(op.query, "query")
+        + _parameters(op.headers, "header")
+    )
     if parameters:
         document["parameters"] = parameters
     if op.body is not None:
@@ -65,15 +70,14 @@ def _operation(op: Operation, refs: Mapping[Any, dict[str, Any]]) -> dict[str, A
     for status, response_models in sorted(op.responses.items()):
         schemas = [refs[(model, "serialization")] for model in response_models]
         schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+        description = first_line(response_models[0].__doc__ or "") or str(status)
+        if status == 204:  # no body
+            document["responses"]["204"] = {"description": description}
+            continue
+        media_type = op.success_content_type if status == 200 else "application/json"
         document["responses"][str(status)] = {
-            "description": response_models[0].__doc__.splitlines()[0]
-            if response_models[0].__doc__
-            else str(status),
-            "content": {
-                (op.success_content_type if status == 200 else "application/json"): {
-                    "schema": schema
-                }
-            },
+            "description": description,
+            "content": {media_type: {"schema": schema}},
         }
     return document
 
@@ -89,7 +93,7 @@ def _parameters(model: type[BaseModel] | None, location: str) -> list[dict[str, 
         parameter: dict[str, Any] = {
             "name": name,
             "in": location,
-            "required": name in required,
+            "required": name in required or location == "path",
             "schema": prop,
         }
         if description:

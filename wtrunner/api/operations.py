@@ -29,6 +29,7 @@ class Operation:
     summary: str
     responses: Mapping[int, ResponseModels]
     query: type[BaseModel] | None = None
+    path_params: type[BaseModel] | None = None
     headers: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
     tags: tuple[str, ...] = field(default=())

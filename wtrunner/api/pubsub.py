@@ -24,7 +24,7 @@ async def run_from_pubsub(request: web.Request) -> web.Response:
         body = PushResponse(status="error", error="the body is not a Pub/Sub push request")
         return web.json_response(body.model_dump())
     disposition = await request.app[PUBSUB].process(
-        lambda: decode_base64(envelope.message.data), envelope.message.message_id
+        lambda: decode_base64(envelope.message.data), envelope.message.message_id, "pubsub-push"
     )
     if not disposition.ack:
         return web.json_response(

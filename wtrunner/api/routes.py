@@ -9,10 +9,12 @@ import aiohttp_cors
 from aiohttp import web
 
 from ..pubsub.messages import PushEnvelope, PushResponse
-from . import health, metadata, pubsub, runs
+from ..runstore import RunRecord
+from . import health, metadata, pubsub, run_resources, runs
 from .models import (
     ErrorResponse,
     MetricsText,
+    NoContent,
     OpenAPIDocument,
     ReadinessResponse,
     RequestErrorResponse,
@@ -48,7 +50,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Run a workflow and answer with its result",
         {
             200: (ResponseModel,),
-            202: (ResponseModel,),
+            202: (ResponseModel, RunRecord),
             **error_responses(404, 413, 502, 503),
             **_SCHEMA_422,
             500: (ResponseModel, ErrorResponse),
@@ -56,6 +58,58 @@ OPERATIONS: tuple[Operation, ...] = (
         query=runs.RunQuery,
         headers=runs.TraceHeaders,
         body=runs.RunBody,
+        tags=("runs",),
+    ),
+    Operation(
+        "POST",
+        "/runs",
+        runs.submit_run,
+        "Start a run in the background; 202 with the run and its Location",
+        {
+            202: (RunRecord,),
+            **error_responses(404, 413, 500, 502, 503),
+            **_SCHEMA_422,
+        },
+        query=runs.RunQuery,
+        headers=runs.TraceHeaders,
+        body=runs.RunBody,
+        tags=("runs",),
+    ),
+    Operation(
+        "GET",
+        "/runs",
+        run_resources.list_runs,
+        "Recorded runs, newest first, filtered, a page at a time",
+        {200: (run_resources.RunList,), **error_responses(422, 500)},
+        query=run_resources.RunListQuery,
+        tags=("runs",),
+    ),
+    Operation(
+        "GET",
+        "/runs/{run_id}",
+        run_resources.get_run,
+        "One run; with wait=S, once it has ended or S seconds passed",
+        {200: (RunRecord,), **error_responses(404, 422, 500)},
+        path_params=run_resources.RunPath,
+        query=run_resources.RunQuery,
+        tags=("runs",),
+    ),
+    Operation(
+        "POST",
+        "/runs/{run_id}/cancel",
+        run_resources.cancel_run,
+        "Cancel a run (its process group is ended); 409 once it has ended",
+        {202: (RunRecord,), **error_responses(404, 409, 500)},
+        path_params=run_resources.RunPath,
+        tags=("runs",),
+    ),
+    Operation(
+        "DELETE",
+        "/runs/{run_id}",
+        run_resources.delete_run,
+        "Forget a finished run: its record and logs",
+        {204: (NoContent,), **error_responses(404, 409, 500)},
+        path_params=run_resources.RunPath,
         tags=("runs",),
     ),
     Operation(
@@ -162,7 +216,7 @@ def setup_routes(app: web.Application) -> None:
                 allow_credentials=True,
                 expose_headers="*",
                 allow_headers="*",
-                allow_methods=["GET", "POST"],
+                allow_methods=["GET", "POST", "DELETE"],
             )
         },
     )

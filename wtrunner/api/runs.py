@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,12 +22,21 @@ from ..invokers.batch_options import (
     MemoryMib,
 )
 from ..keys import RUNS, SETTINGS
-from ..run_request import LithopsConfig, OutcomeKind, RunInput, RunOutcome, build_run_request
+from ..run_request import (
+    LithopsConfig,
+    OutcomeKind,
+    RunInput,
+    RunOutcome,
+    RunRequest,
+    build_run_request,
+)
 from .parsing import parse_json_body, parse_mapping
 
 log = logging.getLogger(__name__)
 
 JOB_HEADER = "X-Batch-Job"
+RUN_ID_HEADER = "X-Run-ID"
+Placer = Callable[[Location], Location]
 # Fields existing clients send in the query string that may come in the body too (both places
 # with different values: 422); the first three are required in one of them.
 _REQUIRED_EITHER_PLACE = ("execution_mode", "mock_io", "results_url")
@@ -126,7 +136,7 @@ def _log_extra_keys(body: RunBody) -> None:
         log.info("POST / body key %r is not part of the API and is ignored", key)
 
 
-def _placer(origin: dict[str, str]) -> Any:
+def _placer(origin: dict[str, str]) -> Placer:
     def place(loc: Location) -> Location:
         if loc and loc[0] in ("query", "body", "header"):
             return loc
@@ -200,13 +210,49 @@ def outcome_response(outcome: RunOutcome) -> web.Response:
     return web.json_response(outcome.body(), status=outcome_status(outcome), headers=headers)
 
 
+async def parse_run(request: web.Request) -> tuple[RunRequest, Placer]:
+    """``POST /`` or ``POST /runs``: the checked RunRequest, and the placer for later errors."""
+    given, origin = await _parse(request)
+    place = _placer(origin)
+    try:
+        return build_run_request(request.app[SETTINGS], given), place
+    except RequestValidationError as exc:
+        raise exc.placed(place) from None
+
+
+def wants_async(request: web.Request) -> bool:
+    """Whether the client asked for an answer before the run ends (``Prefer: respond-async``)."""
+    preferences = ",".join(request.headers.getall("Prefer", []))
+    return any(item.strip().lower() == "respond-async" for item in preferences.split(","))
+
+
+async def submit_run(request: web.Request) -> web.Response:
+    """``POST /runs`` (and ``POST /`` with ``Prefer: respond-async``): check and record the run,
+    start it in the background, answer 202 with the run and ``Location: /runs/{id}``."""
+    run_request, place = await parse_run(request)
+    try:
+        record = await request.app[RUNS].submit(run_request, "run-endpoint", "http")
+    except RequestValidationError as exc:
+        raise exc.placed(place) from None
+    location = f"/runs/{record.id}"
+    return web.json_response(
+        record.model_dump(mode="json"),
+        status=202,
+        headers={"Location": location, RUN_ID_HEADER: record.id},
+    )
+
+
 async def run_workflow(request: web.Request) -> web.Response:
     """``POST /``: run the workflow; 200 with its result, 202 when accepted elsewhere, 500 when
-    it failed (its error and trace in the body), or the errors of the README's table."""
-    given, origin = await _parse(request)
+    it failed (its error and trace in the body), or the errors of the README's table. The run is
+    recorded: its id is in ``X-Run-ID``. With ``Prefer: respond-async``: as ``POST /runs``."""
+    if wants_async(request):
+        return await submit_run(request)
+    run_request, place = await parse_run(request)
     try:
-        run_request = build_run_request(request.app[SETTINGS], given)
-        outcome = await request.app[RUNS].run(run_request, "run-endpoint")
+        outcome = await request.app[RUNS].run(run_request, "run-endpoint", front_door="http")
     except RequestValidationError as exc:
-        raise exc.placed(_placer(origin)) from None
-    return outcome_response(outcome)
+        raise exc.placed(place) from None
+    response = outcome_response(outcome)
+    response.headers[RUN_ID_HEADER] = run_request.run_id
+    return response

@@ -91,6 +91,11 @@ class Invoker(ABC):
     # The remote job a non-waitable back end submitted (e.g. the Cloud Batch job's name).
     job_name: str | None = field(default=None, init=False)
 
+    @property
+    def pgid(self) -> int | None:
+        """The local process group of the running workflow (back ends with one)."""
+        return None
+
     def is_waitable(self) -> bool:
         """Whether ``wait`` gives the outcome (False: the run continues elsewhere)."""
         return self.waitable

@@ -22,7 +22,7 @@ from opentelemetry.trace import Span
 
 from ..contract import RESULTS_ENV_VAR_SETTING
 from ..environments import Environment
-from ..processes import GroupProcess, read_tail, spawn
+from ..processes import RUN_ID_VARIABLE, GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
 from ..tracing import tracer
 from ..workflow_commands import (
@@ -93,6 +93,7 @@ class LocalSubprocessInvoker(Invoker):
             env.pop(name, None)  # only what this run says
         env.update(contract_env(request, self.context.settings))
         env["TMPDIR"] = str(self._run_dir / "tmp")
+        env[RUN_ID_VARIABLE] = request.run_id  # also how a restart finds its orphans
         if request.execution_mode == "async":
             env["LITHOPS_CONFIG_FILE"] = str(self._run_dir / "lithops.yaml")
         trace_dir = self.context.settings.otel_console_exporter_file_dst_target_dir
@@ -143,6 +144,11 @@ class LocalSubprocessInvoker(Invoker):
             self._span.set_attribute("process.exit_code", process.returncode or 0)
             self._span.set_attribute("wtrunner.timed_out", not finished)
         return Completion(process.returncode, timed_out=not finished, stderr_tail=tail)
+
+    @property
+    def pgid(self) -> int | None:
+        """The workflow's process group, once started."""
+        return self._process.pgid if self._process is not None else None
 
     async def post_run(self) -> None:
         """End leftovers in the background, release the environment, remove the work dir."""

@@ -171,7 +171,9 @@ class PullConsumer:
 
     async def _handle(self, message: Any) -> None:
         try:
-            disposition = await self.runner.process(lambda: message.data or b"", message.message_id)
+            disposition = await self.runner.process(
+                lambda: message.data or b"", message.message_id, "pubsub-pull"
+            )
         except asyncio.CancelledError:
             raise
         except Exception:

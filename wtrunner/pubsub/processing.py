@@ -20,6 +20,7 @@ from ..errors import Location, RequestValidationError, SchemaValidationError, Wt
 from ..results import ResultsStore, normalize_results_url, public_url
 from ..run_request import OutcomeKind, RunInput, RunOutcome, RunRequest, build_run_request
 from ..runs import RunService
+from ..runstore import FrontDoor
 from ..settings import Settings
 from .messages import CommandError, RunWorkflow, parse_command
 
@@ -121,7 +122,12 @@ class PubSubRunner:
         except RequestValidationError as exc:
             raise exc.placed(place_in_message) from None
 
-    async def process(self, data: bytes | Callable[[], bytes], delivery_id: str) -> Disposition:
+    async def process(
+        self,
+        data: bytes | Callable[[], bytes],
+        delivery_id: str,
+        front_door: FrontDoor = "pubsub-push",
+    ) -> Disposition:
         """Run the command in ``data`` once and return the verdict.
 
         ``data`` may be a callable that decodes it (its CommandError is an ``error``).
@@ -147,18 +153,20 @@ class PubSubRunner:
         self.ledger.start(key)
         disposition = Disposition("retry", error="the run was interrupted")
         try:
-            disposition = await self._run(command)
+            disposition = await self._run(command, front_door)
         finally:
             self.ledger.finish(key, disposition)
         return disposition
 
-    async def _run(self, command: RunWorkflow) -> Disposition:
+    async def _run(self, command: RunWorkflow, front_door: FrontDoor) -> Disposition:
         try:
             request = self.to_run_request(command)
             # a run waited for here never outlives WTRUNNER_PUBSUB_MAX_RUN_SECONDS
             cap = self.settings.pubsub_max_run_seconds
             try:
-                outcome = await self.runs.run(request, "run-from-pubsub-endpoint", max_wait=cap)
+                outcome = await self.runs.run(
+                    request, "run-from-pubsub-endpoint", max_wait=cap, front_door=front_door
+                )
             except RequestValidationError as exc:
                 raise exc.placed(place_in_message) from None
         except WtrunnerError as exc:

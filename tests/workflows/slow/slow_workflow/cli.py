@@ -1,8 +1,12 @@
-"""Sleeps as long as its params say."""
+"""Sleeps as long as its params say; optionally writes its pid to a file and ignores SIGTERM
+(so only the SIGKILL after the grace period ends it)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from pathlib import Path
 
 from wtrunner.workflow_kit import RunContext, Workflow
 from wtrunner.workflow_kit import main as kit_main
@@ -12,7 +16,11 @@ SCHEMA = {
     "properties": {
         "sleep": {
             "type": "object",
-            "properties": {"seconds": {"type": "number", "minimum": 0}},
+            "properties": {
+                "seconds": {"type": "number", "minimum": 0},
+                "pid_file": {"type": "string"},
+                "ignore_sigterm": {"type": "boolean"},
+            },
             "required": ["seconds"],
         }
     },
@@ -21,7 +29,12 @@ SCHEMA = {
 
 
 def run(context: RunContext) -> dict[str, float]:
-    seconds = float(context.params["sleep"]["seconds"])
+    options = context.params["sleep"]
+    if options.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if "pid_file" in options:
+        Path(options["pid_file"]).write_text(str(os.getpid()))
+    seconds = float(options["seconds"])
     time.sleep(seconds)
     return {"slept": seconds}
 

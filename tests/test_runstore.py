@@ -1,0 +1,675 @@
+"""The durable run store (wtrunner.runstore) against real SQLite files: transitions, timestamps,
+lists and cursors, idempotency look-ups, recovery, retention, migrations and races."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate.api import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from wtrunner.run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState
+from wtrunner.runstore import (
+    DuplicateRun,
+    NewRun,
+    ResolvedPackage,
+    RunNotFound,
+    RunOutcomeRecord,
+    RunRecord,
+    RunStore,
+    database_url,
+)
+from wtrunner.runstore import store as store_module
+from wtrunner.runstore.schema import metadata
+from wtrunner.runstore.store import MIGRATIONS, encode_cursor
+
+UTC = dt.timezone.utc
+_ids = itertools.count()
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[RunStore]:
+    opened = await RunStore.open(_url(tmp_path / "store" / "wtrunner.db"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def new_run(**fields: Any) -> NewRun:
+    """A NewRun with plausible defaults; ``fields`` override them."""
+    values: dict[str, Any] = {
+        "id": f"run-{next(_ids):06d}",
+        "workflow_run_id": "",
+        "package": "wt-example-tracks-workflow",
+        "matchspec": "wt-example-tracks-workflow>=1",
+        "invoker_type": "subprocess",
+        "front_door": "http",
+        "results_url": "file:///tmp/results",
+        "replica": "replica-a",
+        "data_connection_names": ["EARTHRANGER"],
+        "request_hash": "hash-1",
+    }
+    values.update(fields)
+    return NewRun(**values)
+
+
+def _path_to(target: RunState) -> list[RunState]:
+    """The shortest chain of allowed transitions from queued to ``target``."""
+    queue: deque[list[RunState]] = deque([[RunState.QUEUED]])
+    while queue:
+        path = queue.popleft()
+        if path[-1] is target:
+            return path[1:]
+        queue.extend([*path, state] for state in TRANSITIONS[path[-1]] if state not in path)
+    raise AssertionError(f"{target} cannot be reached from queued")
+
+
+async def run_in(store: RunStore, state: RunState, **fields: Any) -> RunRecord:
+    """A new run brought to ``state`` through allowed transitions."""
+    record = await store.create(new_run(**fields))
+    for step in _path_to(state):
+        record = await store.transition(record.id, step)
+    assert record.state is state
+    return record
+
+
+# ---- transitions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    list(itertools.product(RunState, RunState)),
+    ids=lambda state: state.value,
+)
+async def test_every_transition_is_allowed_or_refused_as_the_state_machine_says(
+    store: RunStore, old: RunState, new: RunState
+) -> None:
+    record = await run_in(store, old)
+    if new in TRANSITIONS[old]:
+        changed = await store.transition(record.id, new)
+        assert changed.state is new
+        assert (await store.get(record.id)).state is new
+    else:
+        with pytest.raises(InvalidTransition) as caught:
+            await store.transition(record.id, new)
+        assert caught.value.status == 409
+        assert (await store.get(record.id)) == record, "a refused transition changes nothing"
+
+
+async def test_final_states_never_change_again(store: RunStore) -> None:
+    for final in FINAL_STATES:
+        record = await run_in(store, final)
+        for state in RunState:
+            with pytest.raises(InvalidTransition):
+                await store.transition(record.id, state)
+
+
+async def test_created_running_and_final_timestamps_are_set_in_utc(store: RunStore) -> None:
+    before = dt.datetime.now(UTC)
+    record = await store.create(new_run())
+    assert record.created_at.tzinfo is not None
+    assert record.created_at.utcoffset() == dt.timedelta(0)
+    assert before <= record.created_at <= dt.datetime.now(UTC)
+    assert record.started_at is None and record.finished_at is None
+    assert record.state is RunState.QUEUED and record.attempt == 1
+
+    resolving = await store.transition(record.id, RunState.RESOLVING)
+    assert resolving.started_at is None and resolving.finished_at is None
+
+    running = await store.transition(record.id, RunState.RUNNING)
+    assert running.started_at is not None and running.finished_at is None
+    assert record.created_at <= running.started_at <= dt.datetime.now(UTC)
+
+    done = await store.transition(record.id, RunState.SUCCEEDED)
+    assert done.started_at == running.started_at
+    assert done.finished_at is not None
+    assert running.started_at <= done.finished_at <= dt.datetime.now(UTC)
+    assert done.created_at == record.created_at
+    assert (await store.get(record.id)) == done
+
+
+async def test_given_timestamps_win_and_may_be_in_any_zone(store: RunStore) -> None:
+    zone = dt.timezone(dt.timedelta(hours=2))
+    started = dt.datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=zone)
+    finished = dt.datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
+    record = await store.create(new_run())
+    running = await store.transition(record.id, RunState.RUNNING, started_at=started)
+    assert running.started_at == started
+    assert running.started_at is not None and running.started_at.tzinfo == UTC
+    done = await store.transition(record.id, RunState.FAILED, finished_at=finished)
+    assert done.finished_at == finished
+
+
+async def test_runs_that_end_before_running_have_no_start(store: RunStore) -> None:
+    record = await store.create(new_run())
+    failed = await store.transition(record.id, RunState.FAILED)
+    assert failed.started_at is None and failed.finished_at is not None
+
+    submitted = await run_in(store, RunState.SUBMITTED)
+    assert submitted.started_at is None
+    running = await store.transition(submitted.id, RunState.RUNNING)
+    assert running.started_at is not None
+
+
+async def test_transition_sets_the_fields_it_is_given(store: RunStore) -> None:
+    record = await store.create(new_run())
+    resolved = ResolvedPackage(name="wt-x", version="1.2.0", build="py_0", channel="file:///c")
+    running = await store.transition(
+        record.id, RunState.RUNNING, resolved=resolved, job_name="projects/p/jobs/j", pgid=4242
+    )
+    assert running.resolved == resolved
+    assert running.job_name == "projects/p/jobs/j"
+    assert running.pgid == 4242
+    outcome = RunOutcomeRecord(
+        kind="ok", result={"maps": [1, 2.5, None, "x"]}, error=None, trace=None, exit_code=0
+    )
+    done = await store.transition(record.id, RunState.SUCCEEDED, outcome=outcome)
+    assert done.outcome == outcome
+    assert (await store.get(record.id)).outcome == outcome
+    # a plain mapping is checked into the model too
+    other = await run_in(store, RunState.RUNNING)
+    failed = await store.transition(
+        other.id, RunState.FAILED, outcome={"kind": "crash", "error": "boom", "exit_code": 3}
+    )
+    assert failed.outcome == RunOutcomeRecord(kind="crash", error="boom", exit_code=3)
+
+
+async def test_only_some_fields_may_change_and_they_are_checked(store: RunStore) -> None:
+    record = await store.create(new_run())
+    with pytest.raises(TypeError, match="package"):
+        await store.transition(record.id, RunState.RUNNING, package="other")
+    with pytest.raises(TypeError, match="state"):
+        await store.update(record.id, state=RunState.RUNNING)
+    with pytest.raises(ValueError, match="timezone"):
+        await store.transition(record.id, RunState.RUNNING, started_at=dt.datetime(2024, 1, 1))
+    with pytest.raises(ValueError):
+        await store.update(record.id, attempt=0)
+    assert (await store.get(record.id)) == record
+
+
+async def test_transition_of_a_missing_run_is_not_found(store: RunStore) -> None:
+    with pytest.raises(RunNotFound) as caught:
+        await store.transition("nope", RunState.RUNNING)
+    assert caught.value.status == 404
+
+
+async def test_update_changes_fields_but_not_the_state(store: RunStore) -> None:
+    record = await run_in(store, RunState.RUNNING)
+    updated = await store.update(record.id, cancel_requested=True, job_name="job-1", pgid=None)
+    assert updated.cancel_requested and updated.job_name == "job-1"
+    assert updated.state is RunState.RUNNING
+    assert updated.started_at == record.started_at
+    assert (await store.get(record.id)) == updated
+    assert (await store.update(record.id)) == updated  # nothing to change
+    with pytest.raises(RunNotFound):
+        await store.update("nope", cancel_requested=True)
+    with pytest.raises(RunNotFound):
+        await store.update("nope")
+
+
+# ---- races -----------------------------------------------------------------------------------
+
+
+async def test_concurrent_transitions_to_different_final_states_have_one_winner(
+    store: RunStore, tmp_path: Path
+) -> None:
+    # a second store on the same file: as another process would be
+    other = await RunStore.open(_url(tmp_path / "store" / "wtrunner.db"))
+    try:
+        for round_ in range(10):
+            record = await run_in(store, RunState.RUNNING)
+            first, second = (store, other) if round_ % 2 else (other, store)
+            results = await asyncio.gather(
+                first.transition(record.id, RunState.SUCCEEDED),
+                second.transition(record.id, RunState.CANCELLED),
+                store.transition(record.id, RunState.TIMED_OUT),
+                return_exceptions=True,
+            )
+            winners = [result for result in results if isinstance(result, RunRecord)]
+            losers = [result for result in results if isinstance(result, InvalidTransition)]
+            assert len(winners) == 1 and len(losers) == 2, results
+            assert (await store.get(record.id)).state is winners[0].state
+    finally:
+        await other.close()
+
+
+async def test_a_state_changed_after_it_was_read_is_not_overwritten(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conditional update: a run that left the state read meanwhile is read again."""
+    record = await run_in(store, RunState.RUNNING)
+    await store.transition(record.id, RunState.CANCELLED)
+    real_state_of = store_module._state_of
+    reads: list[RunState] = []
+
+    async def stale_first(conn: Any, run_id: str) -> RunState:
+        state = await real_state_of(conn, run_id)
+        reads.append(state)
+        return RunState.RUNNING if len(reads) == 1 else state
+
+    monkeypatch.setattr(store_module, "_state_of", stale_first)
+    with pytest.raises(InvalidTransition, match="cancelled"):
+        await store.transition(record.id, RunState.SUCCEEDED)
+    assert len(reads) == 2
+    assert (await store.get(record.id)).state is RunState.CANCELLED
+
+
+async def test_many_concurrent_writers_all_succeed(store: RunStore) -> None:
+    records = await asyncio.gather(*(store.create(new_run()) for _ in range(30)))
+    running = await asyncio.gather(
+        *(store.transition(record.id, RunState.RUNNING) for record in records)
+    )
+    assert {record.state for record in running} == {RunState.RUNNING}
+    counts = await store.counts_by_state()
+    assert counts[RunState.RUNNING] == 30
+
+
+# ---- create, get, delete ---------------------------------------------------------------------
+
+
+async def test_create_records_what_it_is_given(store: RunStore) -> None:
+    new = new_run(
+        workflow_run_id="wr-1", idempotency_key="key-1", front_door="pubsub-push",
+        data_connection_names=["A", "B"], client="someone", attempt=2,
+    )  # fmt: skip
+    record = await store.create(new)
+    expected = {**new.model_dump(), "created_at": record.created_at}
+    assert record.model_dump(include=set(expected)) == expected
+    assert record.resolved is None and record.outcome is None and record.job_name is None
+    assert record.pgid is None
+    assert not record.cancel_requested
+    assert (await store.get(new.id)) == record
+
+
+async def test_a_run_created_running_or_final_has_its_timestamps(store: RunStore) -> None:
+    running = await store.create(new_run(state=RunState.RUNNING))
+    assert running.started_at == running.created_at and running.finished_at is None
+    lost = await store.create(new_run(state=RunState.LOST))
+    assert lost.finished_at == lost.created_at
+
+
+async def test_duplicate_ids_and_idempotency_attempts_are_refused(store: RunStore) -> None:
+    record = await store.create(new_run(idempotency_key="k"))
+    with pytest.raises(DuplicateRun) as caught:
+        await store.create(new_run(id=record.id))
+    assert caught.value.status == 409
+    with pytest.raises(DuplicateRun, match="'k'"):
+        await store.create(new_run(idempotency_key="k"))
+    second = await store.create(new_run(idempotency_key="k", attempt=2))
+    assert second.attempt == 2
+    # runs without a key never collide
+    await store.create(new_run())
+    await store.create(new_run())
+
+
+async def test_get_and_delete_of_missing_runs_are_not_found(store: RunStore) -> None:
+    with pytest.raises(RunNotFound) as caught:
+        await store.get("missing")
+    assert caught.value.status == 404
+    with pytest.raises(RunNotFound):
+        await store.delete("missing")
+
+
+async def test_delete_forgets_the_run(store: RunStore) -> None:
+    kept = await store.create(new_run())
+    gone = await run_in(store, RunState.SUCCEEDED)
+    await store.delete(gone.id)
+    with pytest.raises(RunNotFound):
+        await store.get(gone.id)
+    with pytest.raises(RunNotFound):
+        await store.delete(gone.id)
+    assert [run.id for run in (await store.list()).runs] == [kept.id]
+
+
+# ---- listing ---------------------------------------------------------------------------------
+
+
+async def test_list_is_newest_first_and_filters(store: RunStore) -> None:
+    a = await run_in(store, RunState.SUCCEEDED, package="alpha", workflow_run_id="w1")
+    b = await run_in(store, RunState.FAILED, package="beta", workflow_run_id="w1")
+    middle = dt.datetime.now(UTC)
+    c = await run_in(store, RunState.SUCCEEDED, package="beta", workflow_run_id="w2")
+    d = await store.create(new_run(package="alpha"))
+
+    async def ids(**filters: Any) -> list[str]:
+        page = await store.list(**filters)
+        assert page.next_cursor is None
+        return [run.id for run in page.runs]
+
+    assert await ids() == [d.id, c.id, b.id, a.id]
+    assert await ids(state=RunState.SUCCEEDED) == [c.id, a.id]
+    assert await ids(state=RunState.QUEUED) == [d.id]
+    assert await ids(state=RunState.LOST) == []
+    assert await ids(package="beta") == [c.id, b.id]
+    assert await ids(workflow_run_id="w1") == [b.id, a.id]
+    assert await ids(since=middle) == [d.id, c.id]
+    assert await ids(since=middle.astimezone(dt.timezone(dt.timedelta(hours=-5)))) == [d.id, c.id]
+    assert await ids(package="alpha", state=RunState.SUCCEEDED) == [a.id]
+    assert await ids(package="beta", since=middle, workflow_run_id="w2") == [c.id]
+    with pytest.raises(ValueError, match="since"):
+        await store.list(since=dt.datetime(2024, 1, 1))
+
+
+async def test_pages_stay_stable_while_newer_runs_are_recorded(store: RunStore) -> None:
+    originals = [await store.create(new_run()) for _ in range(25)]
+    expected = [run.id for run in reversed(originals)]  # newest first
+    seen: list[str] = []
+    page = await store.list(limit=7)
+    newer: list[str] = []
+    while True:
+        seen.extend(run.id for run in page.runs if run.id not in newer)
+        # newer runs arrive between page fetches (some in the first page's place)
+        for _ in range(3):
+            newer.append((await store.create(new_run())).id)
+        if page.next_cursor is None:
+            break
+        page = await store.list(limit=7, cursor=page.next_cursor)
+        assert not set(newer) & {run.id for run in page.runs}, "a newer run shifted a page"
+    assert seen == expected, "no duplicates and no gaps"
+    everything = await store.list(limit=500)
+    assert [run.id for run in everything.runs] == [*reversed(newer), *expected]
+
+
+async def test_pagination_with_a_filter_and_equal_timestamps(store: RunStore) -> None:
+    # runs created in the same instant are ordered by id, and pages split them correctly
+    same = dt.datetime(2024, 6, 1, tzinfo=UTC)
+    records = [await store.create(new_run(package="p" if i % 2 else "q")) for i in range(12)]
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE runs SET created_at = :at"), {"at": "2024-06-01 00:00:00.000000"}
+        )
+    expected = sorted((r.id for r in records if r.package == "p"), reverse=True)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list(package="p", limit=4, cursor=cursor)
+        assert all(run.created_at == same for run in page.runs)
+        seen.extend(run.id for run in page.runs)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected
+
+
+async def test_an_exactly_full_last_page_has_no_next_cursor(store: RunStore) -> None:
+    for _ in range(4):
+        await store.create(new_run())
+    first = await store.list(limit=2)
+    assert first.next_cursor is not None
+    second = await store.list(limit=2, cursor=first.next_cursor)
+    assert len(second.runs) == 2 and second.next_cursor is None
+    one = await store.list(limit=4)
+    assert len(one.runs) == 4 and one.next_cursor is None
+
+
+@pytest.mark.parametrize("limit", [0, -1, 501, 10_000])
+async def test_list_limit_out_of_range_is_refused(store: RunStore, limit: int) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await store.list(limit=limit)
+
+
+async def test_list_limits_at_the_bounds(store: RunStore) -> None:
+    for _ in range(3):
+        await store.create(new_run())
+    assert len((await store.list(limit=1)).runs) == 1
+    assert len((await store.list(limit=500)).runs) == 3
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "not a cursor",
+        "!!!!",
+        "abc",
+        _b64(b"not json"),
+        _b64(json.dumps({"a": 1}).encode()),
+        _b64(json.dumps(["2024-01-01T00:00:00+00:00"]).encode()),
+        _b64(json.dumps(["2024-01-01T00:00:00", "run"]).encode()),  # no zone
+        _b64(json.dumps(["yesterday", "run"]).encode()),
+        _b64(json.dumps(["2024-01-01T00:00:00+00:00", 5]).encode()),
+        _b64(b"\xff\xfe"),
+    ],
+)
+async def test_bad_cursors_are_refused(store: RunStore, cursor: str) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        await store.list(cursor=cursor)
+
+
+async def test_cursors_are_url_safe(store: RunStore) -> None:
+    cursor = encode_cursor(dt.datetime.now(UTC), "id/with+odd?chars&=")
+    assert cursor.replace("-", "").replace("_", "").isalnum()
+    assert (await store.list(cursor=cursor)).runs == []
+
+
+# ---- idempotency look-ups --------------------------------------------------------------------
+
+
+async def test_find_latest_gives_the_newest_attempt(store: RunStore) -> None:
+    assert await store.find_latest(workflow_run_id="w") is None
+    first = await run_in(store, RunState.FAILED, workflow_run_id="w", idempotency_key="k")
+    await store.create(new_run(workflow_run_id="other", idempotency_key="k2"))
+    assert await store.find_latest(workflow_run_id="w") == first
+    assert await store.find_latest(idempotency_key="k") == first
+    second = await store.create(new_run(workflow_run_id="w", idempotency_key="k", attempt=2))
+    assert await store.find_latest(workflow_run_id="w") == second
+    assert await store.find_latest(idempotency_key="k") == second
+    assert await store.find_latest(workflow_run_id="w", idempotency_key="k") == second
+    assert await store.find_latest(workflow_run_id="w", idempotency_key="k2") is None
+    assert await store.find_latest(idempotency_key="nope") is None
+
+
+async def test_find_latest_needs_a_key_and_an_empty_one_names_nothing(store: RunStore) -> None:
+    await store.create(new_run(workflow_run_id=""))
+    with pytest.raises(ValueError):
+        await store.find_latest()
+    assert await store.find_latest(workflow_run_id="") is None
+    assert await store.find_latest(idempotency_key="") is None
+
+
+# ---- recovery, retention, counts ------------------------------------------------------------
+
+
+async def test_mark_lost_ends_only_this_replicas_unfinished_runs(store: RunStore) -> None:
+    mine = {
+        state: await run_in(store, state, replica="a")
+        for state in (RunState.QUEUED, RunState.RESOLVING, RunState.RUNNING)
+    }
+    submitted = await run_in(store, RunState.SUBMITTED, replica="a")  # goes on elsewhere
+    mine_done = await run_in(store, RunState.SUCCEEDED, replica="a")
+    theirs = await run_in(store, RunState.RUNNING, replica="b")
+
+    unfinished = [run.id for run in await store.unfinished("a")]
+    assert unfinished == [*(r.id for r in mine.values()), submitted.id]
+    lost = await store.mark_lost("a", "The server stopped while the run was in progress.")
+
+    assert sorted(run.id for run in lost) == sorted(run.id for run in mine.values())
+    for run in lost:
+        assert run.state is RunState.LOST
+        assert run.outcome == RunOutcomeRecord(
+            kind="lost", error="The server stopped while the run was in progress."
+        )
+        assert run.finished_at is not None
+        assert (await store.get(run.id)) == run
+    assert (await store.get(mine_done.id)) == mine_done
+    assert (await store.get(theirs.id)) == theirs
+    assert (await store.get(submitted.id)).state is RunState.SUBMITTED
+    assert [run.id for run in await store.unfinished("a")] == [submitted.id]
+    assert [run.id for run in await store.unfinished("b")] == [theirs.id]
+    assert await store.mark_lost("a", "again") == []
+
+
+async def test_prune_removes_only_final_runs_that_ended_before(store: RunStore) -> None:
+    now = dt.datetime.now(UTC)
+    old = now - dt.timedelta(days=31)
+    old_final = []
+    for state in FINAL_STATES:
+        record = await run_in(store, RunState.RUNNING)
+        old_final.append(await store.transition(record.id, state, finished_at=old))
+    recent = await run_in(store, RunState.SUCCEEDED)
+    unfinished = await run_in(store, RunState.RUNNING)
+
+    pruned = await store.prune(now - dt.timedelta(days=30))
+
+    assert sorted(pruned) == sorted(run.id for run in old_final)
+    for run in old_final:
+        with pytest.raises(RunNotFound):
+            await store.get(run.id)
+    assert (await store.get(recent.id)) == recent
+    assert (await store.get(unfinished.id)) == unfinished
+    assert await store.prune(now - dt.timedelta(days=30)) == []
+    with pytest.raises(ValueError):
+        await store.prune(dt.datetime(2024, 1, 1))
+
+
+async def test_prune_removes_many_runs(store: RunStore) -> None:
+    old = dt.datetime(2020, 1, 1, tzinfo=UTC)
+    ids = []
+    for _ in range(store_module._PRUNE_CHUNK + 3):
+        record = await store.create(new_run(state=RunState.RUNNING))
+        ids.append((await store.transition(record.id, RunState.FAILED, finished_at=old)).id)
+    assert sorted(await store.prune(dt.datetime(2021, 1, 1, tzinfo=UTC))) == sorted(ids)
+    assert (await store.list()).runs == []
+
+
+async def test_counts_by_state_names_every_state(store: RunStore) -> None:
+    assert await store.counts_by_state() == dict.fromkeys(RunState, 0)
+    await run_in(store, RunState.RUNNING)
+    await run_in(store, RunState.RUNNING)
+    await run_in(store, RunState.SUCCEEDED)
+    counts = await store.counts_by_state()
+    assert counts == {
+        **dict.fromkeys(RunState, 0), RunState.RUNNING: 2, RunState.SUCCEEDED: 1
+    }  # fmt: skip
+
+
+# ---- the database: migrations, WAL, reopening -----------------------------------------------
+
+
+def _head() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+async def _versions(store: RunStore) -> list[str]:
+    async with store.engine.connect() as conn:
+        result = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        return [row[0] for row in result]
+
+
+async def test_migrations_create_the_schema_on_an_empty_database(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "runs.db"
+    assert not path.parent.exists()
+    store = await RunStore.open(_url(path))
+    try:
+        assert path.is_file()
+        assert await _versions(store) == [_head()]
+
+        def check(conn: Connection) -> None:
+            inspector = inspect(conn)
+            assert set(inspector.get_table_names()) == {"runs", "alembic_version"}
+            indexes = {index["name"] for index in inspector.get_indexes("runs")}
+            assert {
+                "ix_runs_created_at_id", "ix_runs_state_created_at_id",
+                "ix_runs_package_created_at_id", "ix_runs_workflow_run_id_created_at_id",
+                "ix_runs_replica_state", "ux_runs_idempotency_key_attempt",
+            } <= indexes  # fmt: skip
+            assert inspector.get_pk_constraint("runs")["constrained_columns"] == ["id"]
+            # what the migrations made is what the store's table description says
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            assert diff == []
+
+        async with store.engine.connect() as conn:
+            await conn.run_sync(check)
+    finally:
+        await store.close()
+
+
+async def test_opening_again_is_idempotent_and_keeps_history(tmp_path: Path) -> None:
+    url = _url(tmp_path / "runs.db")
+    store = await RunStore.open(url)
+    try:
+        record = await run_in(store, RunState.SUCCEEDED, workflow_run_id="kept")
+        queued = await store.create(new_run())
+    finally:
+        await store.close()
+    for _ in range(2):
+        store = await RunStore.open(url)
+        try:
+            assert await _versions(store) == [_head()]
+            assert await store.get(record.id) == record
+            assert await store.get(queued.id) == queued
+            assert await store.find_latest(workflow_run_id="kept") == record
+            assert [run.id for run in (await store.list()).runs] == [queued.id, record.id]
+        finally:
+            await store.close()
+
+
+async def test_two_stores_opening_one_new_database_at_once(tmp_path: Path) -> None:
+    url = _url(tmp_path / "runs.db")
+    stores = await asyncio.gather(*(RunStore.open(url) for _ in range(4)))
+    try:
+        assert await _versions(stores[0]) == [_head()]
+        record = await stores[1].create(new_run())
+        assert await stores[2].get(record.id) == record
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(
+    store: RunStore, tmp_path: Path
+) -> None:
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+        assert busy == store_module.SQLITE_BUSY_TIMEOUT_MS
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    await store.create(new_run())
+    assert (tmp_path / "store" / "wtrunner.db-wal").exists()
+
+
+def test_database_urls_are_normalized_to_async_drivers() -> None:
+    assert database_url("sqlite:///a/b.db").drivername == "sqlite+aiosqlite"
+    assert database_url("sqlite:///a/b.db").database == "a/b.db"
+    assert database_url("sqlite:////abs/b.db").database == "/abs/b.db"
+    assert database_url("sqlite+aiosqlite:///b.db").drivername == "sqlite+aiosqlite"
+    pg = database_url("postgresql://user:secret@db:5432/runs")
+    assert pg.drivername == "postgresql+asyncpg"
+    assert (pg.host, pg.port, pg.database, pg.password) == ("db", 5432, "runs", "secret")
+    assert database_url("postgres://db/runs").drivername == "postgresql+asyncpg"
+    assert database_url("postgresql+asyncpg://db/runs").drivername == "postgresql+asyncpg"
+    memory_uri = "sqlite:///file:runs?mode=memory&uri=true"
+    for bad in (
+        "sqlite://",
+        "sqlite:///:memory:",
+        memory_uri,
+        "not a url",
+        "postgresql://u:s3cret@h:port/db",
+    ):
+        with pytest.raises(ValueError) as caught:
+            database_url(bad)
+        assert "s3cret" not in str(caught.value)

@@ -1,0 +1,112 @@
+"""Runs as resources: ``/runs`` lists them, ``/runs/{id}`` is one (long-poll with ``wait``),
+``POST /runs/{id}/cancel`` ends one, ``DELETE /runs/{id}`` forgets a finished one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import RequestValidationError
+from ..keys import RUNS
+from ..run_states import InvalidTransition, RunState
+from ..runstore import RunRecord
+from .parsing import parse_mapping
+
+MAX_WAIT_SECONDS = 60.0
+MAX_LIMIT = 500
+
+
+class RunPath(BaseModel):
+    """Path parameters of ``/runs/{run_id}``."""
+
+    run_id: str = Field(description="the run's id (from POST /runs or X-Run-ID)")
+
+
+class RunQuery(BaseModel):
+    """Query parameters of ``GET /runs/{run_id}``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    wait: float | None = Field(
+        None, ge=0, le=MAX_WAIT_SECONDS,
+        description=f"wait up to this many seconds (≤ {MAX_WAIT_SECONDS:g}) for a final state",
+    )  # fmt: skip
+
+
+class RunListQuery(BaseModel):
+    """Query parameters of ``GET /runs``: filters and cursor pagination, newest first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: RunState | None = Field(None, description="only runs in this state")
+    package: str | None = Field(None, description="only runs of this workflow package")
+    workflow_run_id: str | None = Field(None, description="only runs with this client run id")
+    since: dt.datetime | None = Field(None, description="only runs created at or after this time")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description=f"page size (≤ {MAX_LIMIT})")
+    cursor: str | None = Field(None, description="the page after the one that gave this cursor")
+
+
+class RunList(BaseModel):
+    """A page of runs, newest first; ``next`` is the URL of the next page (null at the end)."""
+
+    runs: list[RunRecord]
+    next: str | None = None
+
+
+def _record(record: RunRecord, status: int = 200) -> web.Response:
+    return web.json_response(record.model_dump(mode="json"), status=status)
+
+
+def _run_id(request: web.Request) -> str:
+    return parse_mapping(request.match_info, RunPath, "path").run_id
+
+
+async def get_run(request: web.Request) -> web.Response:
+    """``GET /runs/{run_id}``: the run; with ``wait=S``, once it is final or S seconds passed."""
+    run_id = _run_id(request)
+    query = parse_mapping(request.query, RunQuery, "query")
+    runs = request.app[RUNS]
+    if query.wait:
+        return _record(await runs.wait_final(run_id, query.wait))
+    return _record(await runs.store.get(run_id))
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    """``GET /runs``: recorded runs, newest first, filtered, a page at a time."""
+    query = parse_mapping(request.query, RunListQuery, "query")
+    try:
+        page = await request.app[RUNS].store.list(
+            state=query.state, package=query.package, workflow_run_id=query.workflow_run_id,
+            since=query.since, limit=query.limit, cursor=query.cursor,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise RequestValidationError.single(
+            ["query", "cursor"], f"not a cursor of this list: {exc}", query.cursor
+        ) from None
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = str(request.rel_url.update_query(cursor=page.next_cursor))
+    body = RunList(runs=page.runs, next=next_url)
+    headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+    return web.json_response(body.model_dump(mode="json"), headers=headers)
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    """``POST /runs/{run_id}/cancel``: end the run (202 with the run); 409 once it has ended."""
+    record = await request.app[RUNS].cancel(_run_id(request))
+    return _record(record, 202)
+
+
+async def delete_run(request: web.Request) -> web.Response:
+    """``DELETE /runs/{run_id}``: forget a finished run, its record and logs (204); 409 while it
+    has not ended."""
+    run_id = _run_id(request)
+    runs = request.app[RUNS]
+    record = await runs.store.get(run_id)
+    if not record.state.final:
+        raise InvalidTransition(f"run {run_id} is {record.state.value}: cancel it first")
+    await runs.forget(run_id)
+    return web.Response(status=204)
+

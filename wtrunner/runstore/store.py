@@ -1,0 +1,446 @@
+"""The durable run store: run records in a SQL database through SQLAlchemy 2 (async).
+
+The embedded default is a SQLite file (aiosqlite, WAL journal, a busy timeout on every
+connection); the schema is kept to what PostgreSQL takes too. :meth:`RunStore.open` brings
+the schema to the newest Alembic revision before anything else touches it.
+
+On SQLite every transaction that writes begins with ``BEGIN IMMEDIATE``: it takes the write
+lock first (waiting up to the busy timeout), so a read followed by a write in one transaction
+never fails on a snapshot another writer made stale. State changes are conditional updates
+(``WHERE id = ? AND state = <the state read>``), race-safe on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import builtins
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import ColumnElement, Select, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import URL, Connection, Row, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from ..errors import ServiceUnavailableError, WtrunnerError
+from ..run_states import FINAL_STATES, InvalidTransition, RunState, check_transition
+from ..text import first_line
+from .records import NewRun, RunChanges, RunOutcomeRecord, RunPage, RunRecord
+from .schema import runs
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MAX_LIST_LIMIT = 500
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# the execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE
+_SQLITE_BEGIN = "wtrunner_sqlite_begin"
+_UPDATABLE = frozenset(RunChanges.model_fields)
+_UNFINISHED = [state.value for state in RunState if not state.final]
+_FINAL = [state.value for state in FINAL_STATES]
+_PRUNE_CHUNK = 500
+_ORDER = (runs.c.created_at.desc(), runs.c.id.desc())
+
+
+class RunNotFound(WtrunnerError):
+    """No run has that id (404)."""
+
+    status = 404
+
+
+class DuplicateRun(WtrunnerError):
+    """A run with that id, or that idempotency key and attempt, is recorded already (409)."""
+
+    status = 409
+
+
+def database_url(url: str) -> URL:
+    """The SQLAlchemy async URL of ``url``: ``sqlite:///path`` becomes ``sqlite+aiosqlite``,
+    ``postgresql://`` (or ``postgres://``) becomes ``postgresql+asyncpg``; a URL that names
+    its driver is kept. A malformed URL or an in-memory SQLite database is a ValueError."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # the URL may hold a password: it is not repeated
+        raise ValueError(
+            "not a database URL (sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB)"
+        ) from None
+    if parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+            raise ValueError("the run store needs a SQLite file, not an in-memory database")
+    return parsed
+
+
+class RunStore:
+    """Run records: created by the run path, changed only through checked state transitions,
+    listed newest first a page at a time, pruned after their retention."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Wrap an engine whose database is migrated already; use :meth:`open` instead."""
+        self._engine = engine
+        # shares the engine's pool; on SQLite its transactions begin IMMEDIATE
+        self._writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 5) -> RunStore:
+        """Open the store at ``url`` (see :func:`database_url`) and migrate it to the newest
+        revision; a SQLite file's directory is created. Opening an up-to-date store again
+        changes nothing."""
+        parsed = database_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and parsed.database and not parsed.database.startswith("file:"):
+            await asyncio.to_thread(_make_parent, parsed.database)
+        engine = create_async_engine(parsed, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size)
+        if sqlite:
+            _configure_sqlite(engine)
+        store = cls(engine)
+        try:
+            async with store._writer.begin() as conn:  # (migrations: errors as they are)
+                await conn.run_sync(_upgrade_to_head)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close every pooled connection (call it once, at shutdown)."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> RunStore:
+        """The store itself; it is closed at the end of the ``async with`` block."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; a database that cannot be reached or written is a 503."""
+        with _unavailable_as_503():
+            async with self._writer.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading; a database that cannot be reached is a 503."""
+        with _unavailable_as_503():
+            async with self._engine.connect() as conn:
+                yield conn
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine (for tests and benchmarks)."""
+        return self._engine
+
+    async def create(self, new: NewRun) -> RunRecord:
+        """Record a new run, created now; DuplicateRun if its id (or its idempotency key and
+        attempt) is recorded already."""
+        now = _now()
+        state = RunState(new.state)
+        values: dict[str, Any] = {
+            **new.model_dump(mode="json"),
+            "created_at": now,
+            "started_at": now if state is RunState.RUNNING else None,
+            "finished_at": now if state.final else None,
+            "resolved": None,
+            "outcome": None,
+            "job_name": None,
+            "pgid": None,
+            "cancel_requested": False,
+        }
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(runs).values(values))
+        except IntegrityError:
+            key = f" or idempotency key {new.idempotency_key!r}" if new.idempotency_key else ""
+            raise DuplicateRun(
+                f"a run with id {new.id!r}{key} (attempt {new.attempt}) is recorded already"
+            ) from None
+        return RunRecord.model_validate(values)
+
+    async def get(self, run_id: str) -> RunRecord:
+        """The run's record; RunNotFound if there is none."""
+        async with self._read() as conn:
+            return await _get(conn, run_id)
+
+    async def transition(self, run_id: str, state: RunState, **fields: Any) -> RunRecord:
+        """Move the run to ``state`` and set ``fields`` (those :class:`RunChanges` names) in one
+        change; its record afterwards.
+
+        A change the run's current state does not allow raises InvalidTransition (the state is
+        read and checked in the transaction that changes it, and the change only applies if
+        the state is still the one checked). Entering ``running`` sets ``started_at`` and
+        entering a final state sets ``finished_at`` to now unless given.
+        """
+        new_state = RunState(state)
+        changes = _changes(fields)
+        # Each retry follows another writer's change; states only move forward, so a run
+        # reaches a final state (where check_transition refuses) within len(RunState) tries.
+        for _ in range(len(RunState) + 1):
+            async with self._write() as conn:
+                old = await _state_of(conn, run_id)
+                check_transition(run_id, old, new_state)
+                values = {**changes, "state": new_state.value}
+                now = _now()
+                if new_state is RunState.RUNNING and values.get("started_at") is None:
+                    values["started_at"] = now
+                if new_state.final and values.get("finished_at") is None:
+                    values["finished_at"] = now
+                result = await conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id, runs.c.state == old.value)
+                    .values(values)
+                )
+                if result.rowcount == 1:
+                    return await _get(conn, run_id)
+        raise InvalidTransition(f"run {run_id} kept changing; it did not become {new_state.value}")
+
+    async def update(self, run_id: str, **fields: Any) -> RunRecord:
+        """Set ``fields`` (those :class:`RunChanges` names) without changing the state; the
+        record afterwards. RunNotFound if there is no such run."""
+        changes = _changes(fields)
+        async with self._write() as conn:
+            if changes:
+                result = await conn.execute(update(runs).where(runs.c.id == run_id).values(changes))
+                if result.rowcount != 1:
+                    raise RunNotFound(f"no run {run_id}")
+            return await _get(conn, run_id)
+
+    async def list(
+        self,
+        *,
+        state: RunState | None = None,
+        package: str | None = None,
+        workflow_run_id: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """A page of at most ``limit`` (1 to 500) runs, newest first, that match every filter
+        given (``since``: created then or later); ``cursor`` is the previous page's
+        ``next_cursor``. Runs recorded meanwhile never shift later pages. A bad limit, cursor
+        or naive ``since`` is a ValueError."""
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be from 1 to {MAX_LIST_LIMIT}, not {limit}")
+        conditions: builtins.list[ColumnElement[bool]] = []
+        if state is not None:
+            conditions.append(runs.c.state == RunState(state).value)
+        if package is not None:
+            conditions.append(runs.c.package == package)
+        if workflow_run_id is not None:
+            conditions.append(runs.c.workflow_run_id == workflow_run_id)
+        if since is not None:
+            conditions.append(runs.c.created_at >= _aware(since, "since"))
+        if cursor is not None:
+            created_at, last_id = decode_cursor(cursor)
+            # written so that the index on (..., created_at, id) bounds the scan
+            conditions.append(runs.c.created_at <= created_at)
+            conditions.append(or_(runs.c.created_at < created_at, runs.c.id < last_id))
+        query = select(runs).where(*conditions).order_by(*_ORDER).limit(limit + 1)
+        records = await self._select(query)
+        next_cursor = None
+        if len(records) > limit:
+            records = records[:limit]
+            next_cursor = encode_cursor(records[-1].created_at, records[-1].id)
+        return RunPage(runs=records, next_cursor=next_cursor)
+
+    async def find_latest(
+        self, *, workflow_run_id: str | None = None, idempotency_key: str | None = None
+    ) -> RunRecord | None:
+        """The newest attempt of the run that key (or both keys) names; None if there is none.
+
+        An empty key names no run. Giving neither key is a ValueError."""
+        if workflow_run_id is None and idempotency_key is None:
+            raise ValueError("find_latest needs a workflow_run_id or an idempotency_key")
+        if workflow_run_id == "" or idempotency_key == "":
+            return None
+        conditions: builtins.list[ColumnElement[bool]] = []
+        if workflow_run_id is not None:
+            conditions.append(runs.c.workflow_run_id == workflow_run_id)
+        if idempotency_key is not None:
+            conditions.append(runs.c.idempotency_key == idempotency_key)
+        query = select(runs).where(*conditions).order_by(runs.c.attempt.desc(), *_ORDER).limit(1)
+        records = await self._select(query)
+        return records[0] if records else None
+
+    async def delete(self, run_id: str) -> None:
+        """Forget the run; RunNotFound if there is none."""
+        async with self._write() as conn:
+            result = await conn.execute(delete(runs).where(runs.c.id == run_id))
+        if result.rowcount != 1:
+            raise RunNotFound(f"no run {run_id}")
+
+    async def unfinished(self, replica: str) -> builtins.list[RunRecord]:
+        """The runs ``replica`` owns that have not ended, oldest first."""
+        query = (
+            select(runs)
+            .where(runs.c.replica == replica, runs.c.state.in_(_UNFINISHED))
+            .order_by(runs.c.created_at, runs.c.id)
+        )
+        return await self._select(query)
+
+    async def mark_lost(self, replica: str, error: str) -> builtins.list[RunRecord]:
+        """End every unfinished run of ``replica`` as ``lost`` with outcome kind ``lost`` and
+        ``error``; their records (a run that ended meanwhile keeps its state).
+
+        A ``submitted`` run goes on elsewhere (a Cloud Batch job): it is not lost with the
+        replica that submitted it.
+        """
+        lost: builtins.list[RunRecord] = []
+        outcome = RunOutcomeRecord(kind="lost", error=error)
+        for record in await self.unfinished(replica):
+            if record.state is RunState.SUBMITTED:
+                continue
+            try:
+                lost.append(await self.transition(record.id, RunState.LOST, outcome=outcome))
+            except (InvalidTransition, RunNotFound):
+                continue
+        return lost
+
+    async def prune(self, finished_before: dt.datetime) -> builtins.list[str]:
+        """Delete the runs that ended before ``finished_before``; their ids."""
+        before = _aware(finished_before, "finished_before")
+        async with self._write() as conn:
+            result = await conn.execute(
+                select(runs.c.id).where(runs.c.state.in_(_FINAL), runs.c.finished_at < before)
+            )
+            ids = [row.id for row in result]
+            for start in range(0, len(ids), _PRUNE_CHUNK):
+                chunk = ids[start : start + _PRUNE_CHUNK]
+                await conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
+        return ids
+
+    async def counts_by_state(self) -> dict[RunState, int]:
+        """How many runs are in each state (every state, 0 for those with none)."""
+        counts = dict.fromkeys(RunState, 0)
+        known = {state.value: state for state in RunState}
+        async with self._read() as conn:
+            result = await conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state))
+            for value, count in result:
+                if value in known:
+                    counts[known[value]] = count
+        return counts
+
+    async def _select(self, query: Select[Any]) -> builtins.list[RunRecord]:
+        async with self._read() as conn:
+            result = await conn.execute(query)
+            return [_record(row) for row in result]
+
+
+@contextlib.contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        reason = first_line(str(exc.orig) if exc.orig is not None else str(exc))
+        raise ServiceUnavailableError(f"the run store cannot be used right now: {reason}") from None
+
+
+def encode_cursor(created_at: dt.datetime, run_id: str) -> str:
+    """The opaque, URL-safe cursor of a list position (the last row's created_at and id)."""
+    document = json.dumps([created_at.isoformat(), run_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The (created_at, id) a cursor encodes; ValueError if it is not one."""
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        created_at, run_id = json.loads(raw)
+        when = dt.datetime.fromisoformat(created_at)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError(f"bad cursor {cursor!r}") from exc
+    if not isinstance(run_id, str) or when.tzinfo is None:
+        raise ValueError(f"bad cursor {cursor!r}")
+    return when, run_id
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Every connection: WAL journal, busy timeout, foreign keys; transactions begun by
+    SQLAlchemy (the driver's own implicit ones are turned off)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _make_parent(database: str) -> None:
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def _get(conn: AsyncConnection, run_id: str) -> RunRecord:
+    result = await conn.execute(select(runs).where(runs.c.id == run_id))
+    row = result.first()
+    if row is None:
+        raise RunNotFound(f"no run {run_id}")
+    return _record(row)
+
+
+async def _state_of(conn: AsyncConnection, run_id: str) -> RunState:
+    result = await conn.execute(select(runs.c.state).where(runs.c.id == run_id))
+    value = result.scalar_one_or_none()
+    if value is None:
+        raise RunNotFound(f"no run {run_id}")
+    return RunState(value)
+
+
+def _record(row: Row[Any]) -> RunRecord:
+    return RunRecord.model_validate(row._asdict())
+
+
+def _changes(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values of ``fields``, checked; TypeError for a field that may not change."""
+    unknown = sorted(set(fields) - _UPDATABLE)
+    if unknown:
+        raise TypeError(f"run fields that cannot be changed this way: {', '.join(unknown)}")
+    changes = RunChanges.model_validate(dict(fields))
+    return changes.model_dump(include=set(fields))
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, not {value!r}")
+    return value
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
