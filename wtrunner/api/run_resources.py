@@ -109,4 +109,3 @@ async def delete_run(request: web.Request) -> web.Response:
         raise InvalidTransition(f"run {run_id} is {record.state.value}: cancel it first")
     await runs.forget(run_id)
     return web.Response(status=204)
-
