@@ -80,7 +80,7 @@ async def test_full_cache_disk_is_503_and_leaves_nothing(
         assert any(
             reason in body["detail"] for reason in ("No space left on device", "disk is full")
         ), body
-        assert list((settings.cache_dir / "runs").iterdir()) == []
+        assert list((settings.cache_dir / "work").iterdir()) == []
         (disk / "filler").unlink()
         status, _ = await post_run(client, TRACKS, TRACKS_PARAMS, tmp_path / "r2")
         assert status == 200, "it recovers once there is room again"
@@ -88,7 +88,7 @@ async def test_full_cache_disk_is_503_and_leaves_nothing(
 
 
 def _workflow_pid(runs_dir: Path) -> int | None:
-    """The pid of the workflow running in a run dir (``run-*``) under ``runs_dir``."""
+    """The pid of the workflow running in a work dir (``run-*``) under ``runs_dir``."""
     with os.scandir("/proc") as entries:
         for entry in entries:
             if entry.name.isdigit():
@@ -102,7 +102,7 @@ def _workflow_pid(runs_dir: Path) -> int | None:
 async def test_workflow_killed_by_a_signal(
     client: Client, make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    runs_dir = client.app[ENVIRONMENTS].settings.cache_dir / "runs"
+    runs_dir = client.app[ENVIRONMENTS].settings.cache_dir / "work"
     run = asyncio.create_task(
         post_run(client, "wt-test-slow-workflow", {"sleep": {"seconds": 30}}, tmp_path / "r")
     )
@@ -121,14 +121,14 @@ async def test_cache_removed_while_a_run_is_in_flight(
     run = asyncio.create_task(
         post_run(client, "wt-test-slow-workflow", {"sleep": {"seconds": 1}}, tmp_path / "r1")
     )
-    await until(lambda: _workflow_pid(settings.cache_dir / "runs"), 30, "the workflow process")
+    await until(lambda: _workflow_pid(settings.cache_dir / "work"), 30, "the workflow process")
     shutil.rmtree(settings.cache_dir)
     status, body = await run
     # it ends cleanly: its result, or (when it had not loaded its code yet) its own error
     assert (status, body["result"]) == (200, {"slept": 1.0}) or (
         status == 500 and body["error"].startswith("The workflow exited with code")
     ), body
-    assert _workflow_pid(settings.cache_dir / "runs") is None
+    assert _workflow_pid(settings.cache_dir / "work") is None
 
     installs = client.app[ENVIRONMENTS].stats.installs
     status, body = await post_run(

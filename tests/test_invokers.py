@@ -89,7 +89,7 @@ async def test_state_is_reset_when_starting_fails(
     with pytest.raises(WorkflowStartError, match="could not be started"):
         await invoker.run()
     assert invoker.state is InvokerState.IDLE
-    assert list((invoker.context.settings.cache_dir / "runs").iterdir()) == []
+    assert list((invoker.context.settings.cache_dir / "work").iterdir()) == []
 
 
 async def test_timeout_is_reported_and_state_reset(

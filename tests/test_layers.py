@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                 "singleflight", "readiness", "run_states"}),
     ("configuration", {"settings", "logs", "gcp"}),
     ("services", {"tracing", "metrics", "looplag", "schemas", "processes", "results", "channel",
-                  "environments", "runstore"}),
+                  "environments", "runstore", "runlogs"}),
     ("run requests", {"run_request", "workflow_commands"}),
     ("back ends", {"invokers"}),
     ("workflow metadata", {"metadata"}),
@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("HTTP front door and cleanup contexts", {"api", "contexts"}),
     ("application", {"app"}),
     ("programs", {"server", "oneshot", "cli", "testing", "__main__", "__init__",
-                  "workflow_kit"}),
+                  "workflow_kit", "client", "runs_cli"}),
 ]  # fmt: skip
 
 

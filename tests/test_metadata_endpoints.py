@@ -118,4 +118,4 @@ async def test_metadata_is_fetched_once_per_package(client: Client) -> None:
     assert await again.json() == await first.json()
     params = await client.get("/params", params=TRACKS)
     assert await params.json() == {"changed": True}
-    assert list((client.app[SETTINGS].cache_dir / "runs").iterdir()) == []
+    assert list((client.app[SETTINGS].cache_dir / "work").iterdir()) == []

@@ -166,7 +166,7 @@ async def test_sigterm_drains_nacks_the_rest_and_another_consumer_completes_them
             for i in range(2)
         ]
         await subscription.publish(*commands)
-        runs_dir = tmp_path / "cache" / "runs"
+        runs_dir = tmp_path / "cache" / "work"
         await until(
             lambda: runs_dir.exists() and len(list(runs_dir.glob("run-*"))) == 2,
             60,

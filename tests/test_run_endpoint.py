@@ -404,12 +404,12 @@ async def test_work_dirs_are_removed_unless_kept(
     settings = make_settings()
     client = await make_client(settings)
     await post_run(client, ECHO, {"echo": {}}, tmp_path / "a")
-    assert list((settings.cache_dir / "runs").iterdir()) == []
+    assert list((settings.cache_dir / "work").iterdir()) == []
     await client.close()
 
     kept = make_settings(cache_dir=tmp_path / "kept-cache", keep_run_dirs=True)
     client = await make_client(kept)
     await post_run(client, ECHO, {"echo": {}}, tmp_path / "b")
-    (run_dir,) = (kept.cache_dir / "runs").iterdir()
-    assert {p.name for p in run_dir.iterdir()} >= {"params.json", "stdout.log", "stderr.log"}
+    (run_dir,) = (kept.cache_dir / "work").iterdir()
+    assert {p.name for p in run_dir.iterdir()} >= {"params.json", "tmp"}
     shutil.rmtree(run_dir)

@@ -319,3 +319,108 @@ def test_a_server_killed_mid_run_restarts_with_the_run_lost_and_its_process_gone
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=60)
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+async def test_the_same_run_id_names_one_run(client: Client, tmp_path: Path) -> None:
+    count = tmp_path / "runs.txt"
+    go = {"echo": {"append": str(count)}}
+    results = tmp_path / "r"
+    first, second = await asyncio.gather(
+        _submit(client, ECHO, go, results, workflow_run_id="idem-1"),
+        _submit(client, ECHO, go, results, workflow_run_id="idem-1"),
+    )
+    assert sorted((first[0], second[0])) == [200, 202]
+    assert first[1]["id"] == second[1]["id"]
+    done = await _get(client, f"/runs/{first[1]['id']}", wait="30")
+    assert done["state"] == "succeeded" and done["attempt"] == 1
+
+    # after it succeeded: the synchronous door answers its outcome and starts nothing
+    response = await client.post(
+        "/",
+        params={"matchspec": ECHO, "workflow_run_id": "idem-1"},
+        json={"params": go, "results_url": str(results), **RUN_BODY},
+    )
+    assert response.status == 200
+    assert response.headers["X-Run-ID"] == done["id"]
+    assert (await response.json())["result"] == done["outcome"]["result"]
+    assert len(count.read_text().splitlines()) == 1
+
+    # the same id for another request is a 409 naming the id
+    status, body, _ = await _submit(
+        client, ECHO, {"echo": {"message": "other"}}, results, workflow_run_id="idem-1"
+    )
+    assert status == 409
+    assert "idem-1" in body["detail"]
+
+
+async def test_an_idempotency_key_names_a_run_without_a_run_id(
+    client: Client, tmp_path: Path
+) -> None:
+    count = tmp_path / "runs.txt"
+    body = {"params": {"echo": {"append": str(count)}}, "results_url": str(tmp_path / "r"),
+            **RUN_BODY}  # fmt: skip
+    ids = []
+    for _ in range(2):
+        response = await client.post(
+            "/runs", params={"matchspec": ECHO}, json=body, headers={"Idempotency-Key": "k-77"}
+        )
+        ids.append((await response.json())["id"])
+        await _get(client, f"/runs/{ids[-1]}", wait="30")
+    assert ids[0] == ids[1]
+    assert len(count.read_text().splitlines()) == 1
+
+
+async def test_after_a_failure_the_same_request_is_the_next_attempt(
+    client: Client, tmp_path: Path
+) -> None:
+    params = {"echo": {"raise": "flaky source"}}
+    _, first, _ = await _submit(client, ECHO, params, tmp_path / "r", workflow_run_id="retry-1")
+    assert (await _get(client, f"/runs/{first['id']}", wait="30"))["state"] == "failed"
+    status, second, _ = await _submit(
+        client, ECHO, params, tmp_path / "r", workflow_run_id="retry-1"
+    )
+    assert status == 202
+    assert second["id"] != first["id"] and second["attempt"] == 2
+    attempts = (await _get(client, "/runs", workflow_run_id="retry-1"))["runs"]
+    assert [run["attempt"] for run in attempts] == [2, 1]
+
+
+async def test_pubsub_redelivery_runs_once_and_a_failure_runs_again(
+    client: Client, tmp_path: Path
+) -> None:
+    count = tmp_path / "runs.txt"
+    command = run_command(ECHO, {"echo": {"append": str(count)}}, tmp_path / "r", run_id="ps-i")
+    answers = await asyncio.gather(
+        *(client.post("/run-from-pubsub", json=push_body(command)) for _ in range(2))
+    )
+    assert [await answer.json() for answer in answers] == [{"status": "processed"}] * 2
+    later = await client.post("/run-from-pubsub", json=push_body(command))
+    assert await later.json() == {"status": "duplicate"}
+    assert len(count.read_text().splitlines()) == 1
+
+    failing = run_command(ECHO, {"echo": {"raise": "x"}}, tmp_path / "f", run_id="ps-f")
+    for _ in range(2):
+        answer = await client.post("/run-from-pubsub", json=push_body(failing))
+        assert (await answer.json())["status"] == "error"
+    attempts = (await _get(client, "/runs", workflow_run_id="ps-f"))["runs"]
+    assert [(run["attempt"], run["state"]) for run in attempts] == [(2, "failed"), (1, "failed")]
+
+
+async def test_a_client_leaving_a_synchronous_post_does_not_cancel_its_run(
+    client: Client, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    params = {"sleep": {"seconds": 600, "pid_file": str(pid_file)}}
+    posting = asyncio.ensure_future(post_run(client, SLOW, params, tmp_path / "r"))
+    await until(pid_file.exists, 60, "the workflow to start")
+    posting.cancel()  # the client goes away: its connection is closed
+    await asyncio.gather(posting, return_exceptions=True)
+    (run,) = (await _get(client, "/runs", state="running"))["runs"]
+    pid = int(pid_file.read_text())
+    still = await _get(client, f"/runs/{run['id']}", wait="0.5")
+    assert still["state"] == "running" and _alive(pid)
+    assert (await client.post(f"/runs/{run['id']}/cancel")).status == 202
+    assert (await _get(client, f"/runs/{run['id']}", wait="30"))["state"] == "cancelled"

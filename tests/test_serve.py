@@ -72,7 +72,7 @@ def _post_in_thread(url: str, query: str, body: dict[str, object]) -> dict[str, 
 
 async def test_sigterm_lets_in_flight_runs_finish(tmp_path: Path, channel: Path) -> None:
     process, url = _start_server(tmp_path, WTRUNNER_CHANNELS=channel.as_uri())
-    runs_dir = tmp_path / "cache" / "runs"
+    runs_dir = tmp_path / "cache" / "work"
     try:
         outcome = _post_in_thread(
             url,

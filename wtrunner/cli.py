@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import runs_cli
 from .contract import EXECUTION_MODES
 from .processes import wtrunner_command
 from .settings import SettingsError, check_local_channels, load_settings
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         "sources", nargs="+", type=Path, help="workflow source dirs, or dirs holding them"
     )
     build.add_argument("--output", required=True, type=Path, help="the channel directory")
+
+    runs_cli.add_parser(commands)
     return parser
 
 
@@ -100,6 +103,8 @@ def run() -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wtrunner`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "runs":  # a client of a running service: no settings of its own
+        return runs_cli.main(args)
     overrides: dict[str, Any] = {}
     if getattr(args, "host", None) is not None:
         overrides["host"] = args.host

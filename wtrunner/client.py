@@ -140,6 +140,8 @@ class WtrunnerClient:
             self._base = self._base.with_path(self._base.path + "/")
         self._headers = {"Accept": "application/json"}
         if token:
+            if any(character in token for character in "\r\n"):
+                raise ValueError("the token must be one line")  # (never echoed)
             self._headers["Authorization"] = f"Bearer {token}"
         self._request_timeout = request_timeout
         self._connect_timeout = connect_timeout
@@ -147,7 +149,7 @@ class WtrunnerClient:
 
     def __repr__(self) -> str:
         token = ", token=<hidden>" if "Authorization" in self._headers else ""
-        return f"WtrunnerClient({str(self._base)!r}{token})"
+        return f"WtrunnerClient({str(self._base.with_user(None))!r}{token})"
 
     @property
     def base_url(self) -> str:
@@ -306,32 +308,28 @@ class WtrunnerClient:
                 await _check(response, await _read_json(response), f"DELETE {response.url.path}")
 
     async def logs(self, run_id: str, stream: LogStream = "both", tail: int | None = None) -> str:
-        """``GET /runs/{id}/logs``: the run's output so far (``stdout``, ``stderr`` or
-        ``both``), its last ``tail`` lines when given."""
-        query: dict[str, str] = {"stream": stream}
-        if tail is not None:
-            query["tail"] = str(tail)
+        """``GET /runs/{id}/logs``: the run's output so far: ``stdout``, ``stderr`` or ``both``
+        (stdout, then stderr); with ``tail``, only the last ``tail`` lines of each stream."""
         async with self._request(
-            "GET", f"{_run_path(run_id)}/logs", query=query, accept="text/plain"
+            "GET", f"{_run_path(run_id)}/logs", query=_logs_query(stream, tail), accept="text/plain"
         ) as response:
             if response.status >= 300:
                 await _check(response, await _read_json(response), f"GET {response.url.path}")
             return await response.text(errors="replace")
 
-    async def follow_logs(self, run_id: str, stream: LogStream = "both") -> AsyncIterator[str]:
-        """``GET /runs/{id}/logs?follow=1``: the run's output as it is written, chunk by chunk,
-        until the run ends."""
-        path = f"{_run_path(run_id)}/logs"
+    async def follow_logs(
+        self, run_id: str, stream: LogStream = "both", *, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        """``GET /runs/{id}/logs?follow=1``: the run's output (from the last ``tail`` lines of
+        each stream when given), then new output as it is written, chunk by chunk; the iteration
+        ends when the run has ended and everything it wrote was yielded."""
+        query = {**_logs_query(stream, tail), "follow": "1"}
         async with self._request(
-            "GET",
-            path,
-            query={"stream": stream, "follow": "1"},
-            accept="text/plain",
-            timeout=None,
+            "GET", f"{_run_path(run_id)}/logs", query=query, accept="text/plain", timeout=None
         ) as response:
             if response.status >= 300:
                 await _check(response, await _read_json(response), f"GET {response.url.path}")
-            decoder = codecs.getincrementaldecoder(response.charset or "utf-8")(errors="replace")
+            decoder = codecs.getincrementaldecoder(_codec(response.charset))(errors="replace")
             async for chunk in response.content.iter_any():
                 text = decoder.decode(chunk)
                 if text:
@@ -444,6 +442,20 @@ def _run_path(run_id: str) -> str:
     if not run_id:
         raise ValueError("a run id is required")
     return "runs/" + urllib.parse.quote(run_id, safe="")
+
+
+def _logs_query(stream: LogStream, tail: int | None) -> dict[str, str]:
+    query: dict[str, str] = {"stream": stream}
+    if tail is not None:
+        query["tail"] = str(tail)
+    return query
+
+
+def _codec(charset: str | None) -> str:
+    try:
+        return codecs.lookup(charset or "utf-8").name
+    except LookupError:
+        return "utf-8"
 
 
 def _run_body(

@@ -9,6 +9,8 @@ sent, :func:`build_run_request` checks it (validation errors name plain fields s
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -88,6 +90,8 @@ class RunInput(BaseModel):
     traceparent: str | None = None
     tracestate: str | None = None
     invoker_options: dict[str, Any] = Field(default_factory=dict)
+    # names the run when workflow_run_id is empty (HTTP: the Idempotency-Key header)
+    idempotency_key: str | None = None
 
 
 def new_run_id() -> str:
@@ -113,11 +117,29 @@ class RunRequest:
     tracestate: str | None = None
     invoker_options: Mapping[str, Any] = field(default_factory=dict)
     run_id: str = field(default_factory=new_run_id)
+    # what names this run across requests: ``run:<workflow_run_id>``, else ``key:<key>``
+    idempotency_key: str | None = None
 
     @property
     def package_name(self) -> str:
         """The workflow package (and executable) name."""
         return str(self.spec.name.as_package_name().normalized)
+
+    @property
+    def request_hash(self) -> str:
+        """What the request asks for (package, params, results, how), as a digest: the same
+        run id with another digest is another request."""
+        asked = {
+            "matchspec": str(self.spec),
+            "params": self.params,
+            "results_url": self.results_url,
+            "invoker_type": self.invoker_type,
+            "execution_mode": self.execution_mode,
+            "mock_io": self.mock_io,
+            "invoker_options": dict(self.invoker_options),
+        }
+        canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class OutcomeKind(str, enum.Enum):
@@ -129,6 +151,7 @@ class OutcomeKind(str, enum.Enum):
     TIMEOUT = "timeout"  # ended at its time limit
     CANCELLED = "cancelled"  # ended on request
     ACCEPTED = "accepted"  # a back end that is not waited for took it
+    LOST = "lost"  # the server running it stopped
 
 
 @dataclass(frozen=True)
@@ -142,6 +165,10 @@ class RunOutcome:
     trace: str | None = None
     exit_code: int | None = None
     job_name: str | None = None
+    # the recorded run this outcome is of, and whether the request repeated an existing run
+    # ("in-flight": it waited for it; "finished": it had succeeded before)
+    run_id: str | None = None
+    duplicate: Literal["in-flight", "finished"] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -230,4 +257,9 @@ def build_run_request(settings: Settings, given: RunInput) -> RunRequest:
         traceparent=given.traceparent,
         tracestate=given.tracestate,
         invoker_options=dict(given.invoker_options),
+        idempotency_key=(
+            f"run:{given.workflow_run_id}"
+            if given.workflow_run_id
+            else (f"key:{given.idempotency_key}" if given.idempotency_key else None)
+        ),
     )

@@ -17,11 +17,12 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
 import anyio.to_thread
 from opentelemetry.trace import StatusCode
 
-from .errors import RunSlotsFullError, WtrunnerError
+from .errors import RunSlotsFullError, ServiceUnavailableError, WtrunnerError
 from .invokers import Completion, Invoker, InvokerContext, WorkflowStartError, invoker_class
 from .logs import bind_run_id
 from .metadata import Metadata
@@ -37,7 +38,9 @@ from .run_request import (
     RunRequest,
 )
 from .run_states import InvalidTransition, RunState
+from .runlogs import logs_dir
 from .runstore import (
+    DuplicateRun,
     FrontDoor,
     NewRun,
     ResolvedPackage,
@@ -51,6 +54,19 @@ from .tracing import run_parent_context, tracer
 log = logging.getLogger(__name__)
 
 FINAL_POLL_SECONDS = 1.0
+DUPLICATE_WAIT_STEP_SECONDS = 60.0
+CLAIM_TRIES = 3
+
+
+class RunConflict(WtrunnerError):
+    """A run id (``workflow_run_id`` or Idempotency-Key) already names another request (409)."""
+
+    status = 409
+
+
+def _key_name(key: str) -> str:
+    kind, _, value = key.partition(":")
+    return f"workflow_run_id {value!r}" if kind == "run" else f"Idempotency-Key {value!r}"
 
 
 class RunSlots:
@@ -174,17 +190,28 @@ class RunService:
         ``workflow_run_id`` and ``invoker_type`` (the back end's class name) as the earlier
         implementation's clients check; the outcome is a span event, resolution and the
         process are child spans, and the workflow's TRACEPARENT points at this span.
+
+        The run is a task of this service: a caller that goes away (a client that disconnects,
+        a cancelled handler) stops waiting, the run goes on and is recorded.
         """
-        return await self._traced(request, span_name, max_wait, front_door, None)
+        task = asyncio.get_running_loop().create_task(
+            self._traced(request, span_name, max_wait, front_door, None)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._finished_in_background)
+        return await asyncio.shield(task)
 
     async def submit(
         self, request: RunRequest, span_name: str = "run", front_door: FrontDoor = "http"
-    ) -> RunRecord:
-        """Check and record ``request``, then run it in the background; its record.
+    ) -> tuple[RunRecord, bool]:
+        """Check and record ``request``, then run it in the background; its record, and False
+        when the request repeated a run in flight or succeeded (nothing new was started).
 
         What :meth:`run` would refuse raises here, before anything is recorded.
         """
-        accepted: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        accepted: asyncio.Future[tuple[RunRecord, bool]] = (
+            asyncio.get_running_loop().create_future()
+        )
         task = asyncio.get_running_loop().create_task(
             self._traced(request, span_name, None, front_door, accepted)
         )
@@ -244,6 +271,8 @@ class RunService:
     async def prune(self, retention: dt.timedelta) -> list[str]:
         """Delete the records of runs that finished longer than ``retention`` ago."""
         pruned = await self.store.prune(dt.datetime.now(dt.timezone.utc) - retention)
+        for run_id in pruned:
+            await self._remove_logs(run_id)
         if pruned:
             log.info("pruned %d runs finished more than %s ago", len(pruned), retention)
         return pruned
@@ -257,7 +286,10 @@ class RunService:
     async def forget(self, run_id: str) -> None:
         """Delete a finished run's record and whatever it kept under ``<cache>/runs/<id>``."""
         await self.store.delete(run_id)
-        kept = self.context.settings.cache_dir / "runs" / run_id
+        await self._remove_logs(run_id)
+
+    async def _remove_logs(self, run_id: str) -> None:
+        kept = logs_dir(self.context.settings.cache_dir, run_id)
         await anyio.to_thread.run_sync(shutil.rmtree, kept, True)
 
     async def aclose(self) -> None:
@@ -272,7 +304,7 @@ class RunService:
         span_name: str,
         max_wait: float | None,
         front_door: FrontDoor,
-        accepted: asyncio.Future[RunRecord] | None,
+        accepted: asyncio.Future[tuple[RunRecord, bool]] | None,
     ) -> RunOutcome:
         parent = run_parent_context(request.traceparent, request.tracestate)
         cls = invoker_class(request.invoker_type)
@@ -285,8 +317,12 @@ class RunService:
         ) as span:  # fmt: skip
             event = {"wtrunner.package": request.package_name, "wtrunner.run_id": request.run_id}
             try:
-                prepared = await self._prepare(request, max_wait)
-                record = await self._record(prepared, front_door)
+                existing = await self._existing(request)
+                if existing is None:
+                    prepared = await self._prepare(request, max_wait)
+                    record, created = await self._claim(prepared, front_door)
+                else:
+                    record, created = existing, False
             except BaseException as exc:
                 if accepted is not None and not accepted.done():
                     accepted.set_exception(exc)
@@ -296,7 +332,10 @@ class RunService:
                     self.metrics.runs_finished.labels(label, "rejected").inc()
                 raise
             if accepted is not None:
-                accepted.set_result(record)
+                accepted.set_result((record, created))
+            if not created:
+                span.add_event("wtrunner.duplicate", {"wtrunner.run_id": record.id})
+                return await self._outcome_of(record, accepted is None)
             outcome = await self._execute(prepared)
             kind = outcome.kind.value
             span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": kind})
@@ -318,17 +357,58 @@ class RunService:
             await invoker.install()
         if invoker.environment is not None:
             await self.metadata.validate_params(invoker.environment, request.params)
+        await invoker.check()
         prepared = _Prepared(request, invoker)
         if invoker.is_waitable():
             self.results.prepare(request.results_url)
             prepared.before = await self.results.marker(request.results_url)
         return prepared
 
-    async def _record(self, prepared: _Prepared, front_door: FrontDoor) -> RunRecord:
+    async def _existing(self, request: RunRequest) -> RunRecord | None:
+        """The run ``request`` repeats: in flight or succeeded under the same key (nothing new
+        starts); None when it is new or the last attempt ended otherwise. The same key for
+        another request is a 409."""
+        key = request.idempotency_key
+        if key is None:
+            return None
+        latest = await self.store.find_latest(idempotency_key=key)
+        if latest is None:
+            return None
+        if latest.request_hash != request.request_hash:
+            raise RunConflict(
+                f"{_key_name(key)} names run {latest.id}, which asked for something else: "
+                "use another id for another request"
+            )
+        if not latest.state.final or latest.state is RunState.SUCCEEDED:
+            return latest
+        return None
+
+    async def _claim(self, prepared: _Prepared, front_door: FrontDoor) -> tuple[RunRecord, bool]:
+        """Record the run as the next attempt under its key (atomically: of two claims of the
+        same attempt one wins, the other finds the winner's run)."""
+        request = prepared.request
+        for _ in range(CLAIM_TRIES):
+            attempt = 1
+            if request.idempotency_key is not None:
+                latest = await self.store.find_latest(idempotency_key=request.idempotency_key)
+                if latest is not None:
+                    attempt = latest.attempt + 1
+            try:
+                return await self._record(prepared, front_door, attempt), True
+            except DuplicateRun:
+                existing = await self._existing(request)
+                if existing is not None:
+                    return existing, False
+        raise ServiceUnavailableError(f"run {request.run_id} could not be recorded: try again")
+
+    async def _record(self, prepared: _Prepared, front_door: FrontDoor, attempt: int) -> RunRecord:
         request = prepared.request
         record = await self.store.create(
             NewRun(
                 id=request.run_id,
+                attempt=attempt,
+                idempotency_key=request.idempotency_key,
+                request_hash=request.request_hash,
                 workflow_run_id=request.workflow_run_id,
                 package=request.package_name,
                 matchspec=str(request.spec),
@@ -341,6 +421,34 @@ class RunService:
         )
         self._cancels[request.run_id] = asyncio.Event()
         return record
+
+    async def _outcome_of(self, record: RunRecord, wait: bool) -> RunOutcome:
+        """The outcome of a recorded run another request started (waited for when asked)."""
+        duplicate: Literal["in-flight", "finished"] = (
+            "finished" if record.state.final else "in-flight"
+        )
+        # a submitted run's answer (accepted elsewhere) is known at once
+        while wait and not record.state.final and record.state is not RunState.SUBMITTED:
+            record = await self.wait_final(record.id, DUPLICATE_WAIT_STEP_SECONDS)
+        if record.state is RunState.SUBMITTED:
+            return RunOutcome(
+                OutcomeKind.ACCEPTED, result={}, job_name=record.job_name, run_id=record.id,
+                duplicate=duplicate,
+            )  # fmt: skip
+        outcome = record.outcome
+        if outcome is None:  # not waited for: still going
+            return RunOutcome(
+                OutcomeKind.ACCEPTED, result={}, run_id=record.id, duplicate=duplicate
+            )
+        try:
+            kind = OutcomeKind(outcome.kind)
+        except ValueError:
+            kind = OutcomeKind.CRASH
+        return RunOutcome(
+            kind, result=outcome.result, error=outcome.error, trace=outcome.trace,
+            exit_code=outcome.exit_code, job_name=record.job_name, run_id=record.id,
+            duplicate=duplicate,
+        )  # fmt: skip
 
     async def _execute(self, prepared: _Prepared) -> RunOutcome:
         """Run a recorded request and record how it ended. A refusal after the record exists
@@ -355,7 +463,7 @@ class RunService:
         finally:
             self._cancels.pop(run_id, None)
         await self._end(prepared, outcome)
-        return outcome
+        return dataclasses.replace(outcome, run_id=run_id)
 
     async def _end(self, prepared: _Prepared, outcome: RunOutcome) -> None:
         state = STATE_OF_KIND[outcome.kind]
@@ -396,11 +504,17 @@ class RunService:
                 await invoker.run()
             except WorkflowStartError as exc:
                 return RunOutcome(OutcomeKind.CRASH, error=str(exc))
-            # one write: running, with what runs and where (a restart ends it by pgid)
-            await self.store.transition(
-                request.run_id, RunState.RUNNING, resolved=resolved, pgid=invoker.pgid
-            )
-            completion = await _wait_unless_cancelled(invoker, cancel)
+            waiting = asyncio.ensure_future(invoker.wait())  # owns the process from here on
+            try:
+                # one write: running, with what runs and where (a restart ends it by pgid)
+                await self.store.transition(
+                    request.run_id, RunState.RUNNING, resolved=resolved, pgid=invoker.pgid
+                )
+            except BaseException:
+                waiting.cancel()
+                await _finish(waiting)
+                raise
+            completion = await _wait_unless_cancelled(waiting, cancel)
             if completion is None:
                 return _cancelled()
         return await self._outcome(request, completion, prepared.before)
@@ -441,25 +555,40 @@ STATE_OF_KIND = {
     OutcomeKind.TIMEOUT: RunState.TIMED_OUT,
     OutcomeKind.CANCELLED: RunState.CANCELLED,
     OutcomeKind.ACCEPTED: RunState.SUBMITTED,
+    OutcomeKind.LOST: RunState.LOST,
 }
 
 
-async def _wait_unless_cancelled(invoker: Invoker, cancel: asyncio.Event) -> Completion | None:
-    """The run's completion, or None once ``cancel`` is set (the run's process group is then
-    ended like at a timeout before this returns)."""
-    waiting = asyncio.ensure_future(invoker.wait())
-    cancelled = asyncio.ensure_future(cancel.wait())
+async def _wait_unless_cancelled(
+    waiting: asyncio.Future[Completion], cancel: asyncio.Event
+) -> Completion | None:
+    """The run's completion (``waiting``: the invoker's wait), or None once ``cancel`` is set
+    (the run's process group is then ended like at a timeout before this returns)."""
+    cancelled: asyncio.Future[object] = asyncio.ensure_future(cancel.wait())
+    pending: set[asyncio.Future[object]] = {waiting, cancelled}  # type: ignore[arg-type]
     try:
-        await asyncio.wait({waiting, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
     finally:
         cancelled.cancel()
         if not waiting.done():
-            waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
+            waiting.cancel()  # the invoker ends the process group before it gives up
+            await _finish(waiting)
     if waiting.cancelled():
         return None
     return waiting.result()
+
+
+async def _finish(task: asyncio.Future[Completion]) -> None:
+    """Wait until ``task`` is done, even when this coroutine is cancelled meanwhile (the
+    cancellation is raised once it is done): a run's processes are always ended and reaped."""
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 def _cancelled() -> RunOutcome:

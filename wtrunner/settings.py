@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     database_url: Annotated[SecretStr, NoDecode] = Field(
         SecretStr(""), validation_alias=_env("WTRUNNER_DATABASE_URL")
     )
+    run_log_max_bytes: int = Field(
+        64 * MIB, ge=1024, validation_alias=_env("WTRUNNER_RUN_LOG_MAX_BYTES")
+    )
     run_retention_days: float = Field(
         30.0, gt=0, validation_alias=_env("WTRUNNER_RUN_RETENTION_DAYS")
     )

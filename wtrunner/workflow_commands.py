@@ -56,8 +56,8 @@ def base_env(settings: Settings, environment: Environment) -> dict[str, str]:
 
 
 def new_work_dir(settings: Settings, prefix: str) -> Path:
-    """A fresh directory under ``<cache>/runs`` for one process (503 when the disk refuses)."""
-    runs = settings.cache_dir / "runs"
+    """A fresh directory under ``<cache>/work`` for one process (503 when the disk refuses)."""
+    runs = settings.cache_dir / "work"
     try:
         runs.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -35,17 +36,24 @@ def batch_settings(fake: FakeBatch, **overrides: Any) -> dict[str, Any]:
     }
 
 
+_RUN_NUMBERS = itertools.count(1)
+
+
 async def submit(
     client: Client,
     query: dict[str, str | None] | None = None,
     headers: dict[str, str] | None = None,
     **body: Any,
 ) -> tuple[int, Any, Any]:
-    """POST / with CloudBatchInvoker; (status, JSON body, response headers)."""
+    """POST / with CloudBatchInvoker; (status, JSON body, response headers).
+
+    Each call is a run of its own (``run-1-<n>``): the same run id again would name the run
+    submitted before, and submit nothing.
+    """
     all_query: dict[str, str | None] = {
         "matchspec": SPEC,
         "invoker_type": "CloudBatchInvoker",
-        "workflow_run_id": "run-1",
+        "workflow_run_id": f"run-1-{next(_RUN_NUMBERS)}",
         "docker_image_uri": IMAGE,
     }
     all_query.update(query or {})

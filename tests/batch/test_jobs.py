@@ -273,3 +273,15 @@ async def test_pubsub_push_treats_the_submission_as_done(client: Client, fake: F
     response = await client.post("/run-from-pubsub", json={"message": message})
     assert (await response.json())["status"] == "processed"
     assert job_json(fake.requests[-1])["taskGroups"][0]["taskSpec"]["maxRunDuration"] == "7200s"
+
+
+async def test_the_same_run_id_submits_one_job(client: Client, fake: FakeBatch) -> None:
+    query = {"workflow_run_id": "batch-once"}
+    first = await submit(client, query=query)
+    again = await submit(client, query=query)
+    assert first[0] == again[0] == 202
+    assert first[2]["X-Batch-Job"] == again[2]["X-Batch-Job"]
+    assert first[2]["X-Run-ID"] == again[2]["X-Run-ID"]
+    assert len(fake.requests) == 1
+    run = await (await client.get(f"/runs/{first[2]['X-Run-ID']}")).json()
+    assert (run["state"], run["job_name"]) == ("submitted", first[2]["X-Batch-Job"])

@@ -51,7 +51,7 @@ OPERATIONS: tuple[Operation, ...] = (
         {
             200: (ResponseModel,),
             202: (ResponseModel, RunRecord),
-            **error_responses(404, 413, 502, 503),
+            **error_responses(404, 409, 413, 502, 503),
             **_SCHEMA_422,
             500: (ResponseModel, ErrorResponse),
         },
@@ -66,8 +66,9 @@ OPERATIONS: tuple[Operation, ...] = (
         runs.submit_run,
         "Start a run in the background; 202 with the run and its Location",
         {
+            200: (RunRecord,),
             202: (RunRecord,),
-            **error_responses(404, 413, 500, 502, 503),
+            **error_responses(404, 409, 413, 500, 502, 503),
             **_SCHEMA_422,
         },
         query=runs.RunQuery,
@@ -93,6 +94,17 @@ OPERATIONS: tuple[Operation, ...] = (
         path_params=run_resources.RunPath,
         query=run_resources.RunQuery,
         tags=("runs",),
+    ),
+    Operation(
+        "GET",
+        "/runs/{run_id}/logs",
+        run_resources.get_logs,
+        "The workflow's stdout and stderr as text; follow=1 streams them while the run lasts",
+        {200: (run_resources.LogsText,), **error_responses(404, 422, 500)},
+        path_params=run_resources.RunPath,
+        query=run_resources.LogsQuery,
+        tags=("runs",),
+        success_content_type="text/plain",
     ),
     Operation(
         "POST",

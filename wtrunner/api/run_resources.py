@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from pathlib import Path
+from typing import Literal
 
+import anyio.to_thread
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from ..errors import RequestValidationError
-from ..keys import RUNS
+from ..keys import RUNS, SETTINGS
 from ..run_states import InvalidTransition, RunState
+from ..runlogs import STREAMS, Stream, log_path, read_tail_lines
 from ..runstore import RunRecord
 from .parsing import parse_mapping
 
 MAX_WAIT_SECONDS = 60.0
+FOLLOW_POLL_SECONDS = 0.25
+FOLLOW_CHUNK_BYTES = 1024 * 1024
 MAX_LIMIT = 500
 
 
@@ -43,9 +48,27 @@ class RunListQuery(BaseModel):
     state: RunState | None = Field(None, description="only runs in this state")
     package: str | None = Field(None, description="only runs of this workflow package")
     workflow_run_id: str | None = Field(None, description="only runs with this client run id")
-    since: dt.datetime | None = Field(None, description="only runs created at or after this time")
+    since: AwareDatetime | None = Field(
+        None, description="only runs created at or after this time (with its time zone)"
+    )
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description=f"page size (≤ {MAX_LIMIT})")
     cursor: str | None = Field(None, description="the page after the one that gave this cursor")
+
+
+class LogsQuery(BaseModel):
+    """Query parameters of ``GET /runs/{run_id}/logs``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stream: Literal["stdout", "stderr", "both"] = Field(
+        "both", description="which output (both: stdout, then stderr)"
+    )
+    tail: int | None = Field(None, ge=0, description="only the last N lines of each stream")
+    follow: bool = Field(False, description="keep streaming new output until the run ends")
+
+
+class LogsText(RootModel[str]):
+    """The workflow's output as text (secrets masked)."""
 
 
 class RunList(BaseModel):
@@ -91,6 +114,71 @@ async def list_runs(request: web.Request) -> web.Response:
     body = RunList(runs=page.runs, next=next_url)
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
     return web.json_response(body.model_dump(mode="json"), headers=headers)
+
+
+async def get_logs(request: web.Request) -> web.StreamResponse:
+    """``GET /runs/{run_id}/logs``: the workflow's output as text; with ``follow=1`` new output
+    is streamed while the run lasts and the answer ends when the run ends."""
+    run_id = _run_id(request)
+    query = parse_mapping(request.query, LogsQuery, "query")
+    runs = request.app[RUNS]
+    record = await runs.store.get(run_id)
+    cache_dir = request.app[SETTINGS].cache_dir
+    streams: tuple[Stream, ...] = STREAMS if query.stream == "both" else (query.stream,)
+    paths = [log_path(cache_dir, run_id, stream) for stream in streams]
+    if not query.follow:
+        parts = [await anyio.to_thread.run_sync(_read_log, path, query.tail) for path in paths]
+        text = b"".join(parts)
+        return web.Response(body=text, content_type="text/plain", charset="utf-8")
+
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    offsets = {}
+    for path in paths:
+        start = await anyio.to_thread.run_sync(_read_log, path, query.tail)
+        await response.write(start)
+        offsets[path] = _size(path) if query.tail is not None else len(start)
+    final = record.state.final
+    while True:
+        wrote = False
+        for path in paths:
+            chunk = _read_from(path, offsets[path])
+            if chunk:
+                offsets[path] += len(chunk)
+                await response.write(chunk)
+                wrote = True
+        if final and not wrote:
+            break  # one last read after the run ended: nothing more will come
+        if not wrote:
+            record = await runs.wait_final(run_id, FOLLOW_POLL_SECONDS)
+            final = record.state.final
+    await response.write_eof()
+    return response
+
+
+def _read_log(path: Path, tail: int | None) -> bytes:
+    if tail is not None:
+        return read_tail_lines(path, tail)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            return file.read(FOLLOW_CHUNK_BYTES)
+    except FileNotFoundError:
+        return b""
 
 
 async def cancel_run(request: web.Request) -> web.Response:

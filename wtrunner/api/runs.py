@@ -77,10 +77,20 @@ class RunQuery(BaseModel):
 
 
 class TraceHeaders(BaseModel):
-    """W3C trace context headers."""
+    """W3C trace context headers, and the key that names a run without a workflow_run_id."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     traceparent: str | None = Field(None, description="W3C trace context parent")
     tracestate: str | None = Field(None, description="W3C trace context state")
+    idempotency_key: str | None = Field(
+        None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="names the run (when workflow_run_id is empty): the same key again "
+        "returns that run instead of starting another",
+    )
 
 
 class RunBody(BaseModel):
@@ -185,6 +195,7 @@ async def _parse(request: web.Request) -> tuple[RunInput, dict[str, str]]:
         timeout=merged["timeout"],
         traceparent=headers.traceparent,
         tracestate=headers.tracestate,
+        idempotency_key=headers.idempotency_key,
         invoker_options={key: value for key, value in options.items() if value is not None},
     )
     return given, origin
@@ -193,7 +204,7 @@ async def _parse(request: web.Request) -> tuple[RunInput, dict[str, str]]:
 def _trace_headers(request: web.Request) -> dict[str, str]:
     return {
         name: request.headers[name]
-        for name in ("traceparent", "tracestate")
+        for name in ("traceparent", "tracestate", "Idempotency-Key")
         if name in request.headers
     }
 
@@ -231,13 +242,13 @@ async def submit_run(request: web.Request) -> web.Response:
     start it in the background, answer 202 with the run and ``Location: /runs/{id}``."""
     run_request, place = await parse_run(request)
     try:
-        record = await request.app[RUNS].submit(run_request, "run-endpoint", "http")
+        record, created = await request.app[RUNS].submit(run_request, "run-endpoint", "http")
     except RequestValidationError as exc:
         raise exc.placed(place) from None
     location = f"/runs/{record.id}"
     return web.json_response(
         record.model_dump(mode="json"),
-        status=202,
+        status=202 if created else 200,
         headers={"Location": location, RUN_ID_HEADER: record.id},
     )
 
@@ -254,5 +265,5 @@ async def run_workflow(request: web.Request) -> web.Response:
     except RequestValidationError as exc:
         raise exc.placed(place) from None
     response = outcome_response(outcome)
-    response.headers[RUN_ID_HEADER] = run_request.run_id
+    response.headers[RUN_ID_HEADER] = outcome.run_id or run_request.run_id
     return response

@@ -5,6 +5,7 @@ An invoker is made for one request and goes IDLE -> RUNNING -> IDLE::
     invoker = SomeInvoker(context, request)
     if not await invoker.is_installed():
         await invoker.install()            # make the workflow runnable (resolve, install)
+    await invoker.check()                  # refuse what this back end cannot run
     await invoker.run()                    # pre_run hook, then _start; RUNNING
     completion = await invoker.wait()      # waitable back ends only; post_run hook; IDLE
 
@@ -136,6 +137,10 @@ class Invoker(ABC):
             await self.post_run()
         finally:
             self.state = InvokerState.IDLE
+
+    async def check(self) -> None:
+        """Hook: refuse a request this back end cannot run (raise WtrunnerError), before the
+        run is recorded or anything starts; no side effects."""
 
     async def pre_run(self) -> None:
         """Hook: before the workflow starts (prepare files, leases)."""

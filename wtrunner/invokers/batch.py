@@ -71,11 +71,16 @@ class CloudBatchInvoker(Invoker):
     async def install(self) -> None:
         """Nothing to install locally."""
 
-    async def pre_run(self) -> None:
+    async def check(self) -> None:
         """Check the request (422s) and the Batch settings (500 naming the variable)."""
         self.options = check_request(self.request)
         project, region = project_and_region(self.context.settings)
         self.parent = f"projects/{project}/locations/{region}"
+
+    async def pre_run(self) -> None:
+        """The checks, if :meth:`check` was not called already."""
+        if self.options is None:
+            await self.check()
 
     async def _start(self) -> None:
         assert self.options is not None

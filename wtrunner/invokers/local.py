@@ -1,7 +1,8 @@
 """The local subprocess back end: the workflow runs next to the server, asyncio-native.
 
-Each run gets a work dir under ``<cache>/runs`` holding its params file, stdout/stderr logs and
-``TMPDIR``; the process starts in its own session with a minimal environment; a timeout ends
+Each run gets a work dir under ``<cache>/work`` holding its params file and ``TMPDIR``; its
+stdout and stderr are pumped into the run's logs (``<cache>/runs/<id>/``, secrets masked,
+bounded). The process starts in its own session with a minimal environment; a timeout ends
 the whole process group; whatever a finished workflow left running is ended in the background.
 """
 
@@ -24,6 +25,7 @@ from ..contract import RESULTS_ENV_VAR_SETTING
 from ..environments import Environment
 from ..processes import RUN_ID_VARIABLE, GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
+from ..runlogs import LogSink, OutputPipe, logs_dir, pump
 from ..tracing import tracer
 from ..workflow_commands import (
     METADATA_TIMEOUT_SECONDS,
@@ -36,6 +38,9 @@ from ..workflow_commands import (
 from .base import Completion, Invoker, WorkflowStartError
 from .command import contract_env, run_arguments
 
+# after the workflow exits, how long its output may take to reach the logs
+PUMP_DRAIN_SECONDS = 2.0
+
 
 @dataclass
 class LocalSubprocessInvoker(Invoker):
@@ -44,7 +49,9 @@ class LocalSubprocessInvoker(Invoker):
     _run_dir: Path | None = field(default=None, init=False)
     _process: GroupProcess | None = field(default=None, init=False)
     _span: Span | None = field(default=None, init=False)
+    _stdout_log: IO[bytes] | None = field(default=None, init=False)
     _stderr_log: IO[bytes] | None = field(default=None, init=False)
+    _pumps: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _ended: bool = field(default=False, init=False)
     _leases: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
 
@@ -77,10 +84,12 @@ class LocalSubprocessInvoker(Invoker):
                 (self._run_dir / "lithops.yaml").write_text(
                     yaml.safe_dump(config.model_dump(exclude_none=True), sort_keys=False)
                 )
-            # kept open: the tail stays readable even if the work dir is removed meanwhile
-            self._stderr_log = self._leases.enter_context(
-                (self._run_dir / "stderr.log").open("w+b")
-            )
+            # the run's logs outlive the work dir (they go with the run's record); the files
+            # stay open: the stderr tail is read from the open file
+            logs = logs_dir(self.context.settings.cache_dir, self.request.run_id)
+            logs.mkdir(parents=True, exist_ok=True)
+            self._stdout_log = self._leases.enter_context((logs / "stdout.log").open("w+b"))
+            self._stderr_log = self._leases.enter_context((logs / "stderr.log").open("w+b"))
         except OSError as exc:
             raise no_room(self.context.settings, exc) from None
 
@@ -111,19 +120,44 @@ class LocalSubprocessInvoker(Invoker):
             str(environment.executable),
             *run_arguments(self.request, self.context.settings, config),
         ]
-        assert self._stderr_log is not None
-        with (self._run_dir / "stdout.log").open("wb") as stdout:
-            try:
-                env = self.child_env()
-                self._span = tracer.start_span("workflow-process")
-                self._process = await spawn(
-                    argv, env=env, cwd=self._run_dir, stdout=stdout, stderr=self._stderr_log
-                )
-                self._span.set_attribute("process.pid", self._process.process.pid)
-            except OSError as exc:
-                raise WorkflowStartError(
-                    f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
-                ) from None
+        pipes = (OutputPipe(), OutputPipe())
+        try:
+            env = self.child_env()
+            self._span = tracer.start_span("workflow-process")
+            self._process = await spawn(
+                argv, env=env, cwd=self._run_dir,
+                stdout=pipes[0].child_fd, stderr=pipes[1].child_fd,
+            )  # fmt: skip
+            self._span.set_attribute("process.pid", self._process.process.pid)
+        except OSError as exc:
+            for pipe in pipes:
+                pipe.close()
+            raise WorkflowStartError(
+                f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
+            ) from None
+        await self._start_pumps(pipes)
+
+    async def _start_pumps(self, pipes: tuple[OutputPipe, OutputPipe]) -> None:
+        """Copy the workflow's output into its logs, secrets masked, bounded in size."""
+        assert self._stdout_log is not None and self._stderr_log is not None
+        secrets = [
+            value.get_secret_value() for value in self.request.data_connections_env_vars.values()
+        ]
+        limit = self.context.settings.run_log_max_bytes
+        loop = asyncio.get_running_loop()
+        for pipe, log in zip(pipes, (self._stdout_log, self._stderr_log), strict=True):
+            await pipe.child_started()
+            self._pumps.append(loop.create_task(pump(pipe, LogSink(log, secrets, limit))))
+
+    async def _drain_pumps(self) -> None:
+        """Let the pumps copy what is left; a pipe still held open by leftovers is let go."""
+        if not self._pumps:
+            return
+        _, pending = await asyncio.wait(self._pumps, timeout=PUMP_DRAIN_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        self._pumps.clear()
 
     async def _wait(self) -> Completion:
         assert self._process is not None and self._run_dir is not None
@@ -134,10 +168,12 @@ class LocalSubprocessInvoker(Invoker):
         except asyncio.CancelledError:
             self._ended = True
             await process.end(grace)
+            await self._drain_pumps()
             raise
         if not finished:
             self._ended = True
             await process.end(grace)
+        await self._drain_pumps()
         assert self._stderr_log is not None
         tail = read_tail(self._stderr_log, STDERR_TAIL_BYTES)
         if self._span is not None:
@@ -152,6 +188,7 @@ class LocalSubprocessInvoker(Invoker):
 
     async def post_run(self) -> None:
         """End leftovers in the background, release the environment, remove the work dir."""
+        await self._drain_pumps()
         if self._span is not None:
             self._span.end()
         if self._process is not None and not self._ended:

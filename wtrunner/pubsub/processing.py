@@ -3,15 +3,15 @@
 A message is *processed* (the run finished, or a non-waitable back end took it), an *error*
 (it can never succeed: acked, with the error written as result.json when the results URL is
 known), to *retry* (a channel or results store out of reach, run slots full: Pub/Sub redelivers
-it), or a *duplicate* of a run in flight or finished here within the last hour.
+it), or a *duplicate* of a run that succeeded before. A copy of a run in flight (anywhere the
+run store reaches) waits for it and shares its verdict. Runs are named by ``workflow_run_id``,
+else by the Pub/Sub message id; a run that ended otherwise (failed, lost, ...) runs again as
+its next attempt when its message comes back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -19,14 +19,13 @@ from typing import Literal
 from ..errors import Location, RequestValidationError, SchemaValidationError, WtrunnerError
 from ..results import ResultsStore, normalize_results_url, public_url
 from ..run_request import OutcomeKind, RunInput, RunOutcome, RunRequest, build_run_request
-from ..runs import RunService
+from ..runs import RunConflict, RunService
 from ..runstore import FrontDoor
 from ..settings import Settings
 from .messages import CommandError, RunWorkflow, parse_command
 
 log = logging.getLogger(__name__)
 
-FINISHED_MEMORY_SECONDS = 3600.0
 
 Status = Literal["processed", "error", "retry", "duplicate"]
 
@@ -46,48 +45,6 @@ class Disposition:
         return self.status != "retry"
 
 
-class RunLedger:
-    """Runs in flight and runs finished recently in this process, by duplicate key."""
-
-    def __init__(self) -> None:
-        self._in_flight: dict[str, asyncio.Future[Disposition]] = {}
-        self._finished: dict[str, float] = {}
-
-    def finished_recently(self, key: str) -> bool:
-        """Whether a run with this key finished here within the last hour."""
-        self._forget_old()
-        return key in self._finished
-
-    def in_flight(self, key: str) -> asyncio.Future[Disposition] | None:
-        """The outcome-to-be of the run with this key, if it is running here now."""
-        return self._in_flight.get(key)
-
-    def start(self, key: str) -> asyncio.Future[Disposition]:
-        """Record that the run with this key starts now."""
-        future: asyncio.Future[Disposition] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        return future
-
-    def finish(self, key: str, disposition: Disposition) -> None:
-        """Record the verdict; a run to retry is not remembered as finished."""
-        future = self._in_flight.pop(key, None)
-        if future is not None and not future.done():
-            future.set_result(disposition)
-        if disposition.status in ("processed", "error"):
-            self._finished[key] = time.monotonic()
-
-    def _forget_old(self) -> None:
-        horizon = time.monotonic() - FINISHED_MEMORY_SECONDS
-        for key in [key for key, when in self._finished.items() if when < horizon]:
-            del self._finished[key]
-
-
-def duplicate_key(command: RunWorkflow, delivery_id: str) -> str:
-    """``workflow_run_id``, or the Pub/Sub message id when that is empty."""
-    run_id = command.payload.invoker_kwargs.workflow_run_id
-    return f"run:{run_id}" if run_id else f"message:{delivery_id or command.message_id}"
-
-
 class PubSubRunner:
     """Turns RunWorkflow messages into runs on the one run path, capped in time."""
 
@@ -95,9 +52,8 @@ class PubSubRunner:
         self.settings = settings
         self.runs = runs
         self.results = results
-        self.ledger = RunLedger()
 
-    def to_run_request(self, command: RunWorkflow) -> RunRequest:
+    def to_run_request(self, command: RunWorkflow, delivery_id: str = "") -> RunRequest:
         """The RunRequest of a command (422 items located in the message)."""
         payload = command.payload
         kwargs = payload.invoker_kwargs
@@ -116,6 +72,7 @@ class PubSubRunner:
             traceparent=trace.traceparent if trace else None,
             tracestate=trace.tracestate if trace else None,
             invoker_options=kwargs.invoker_options(),
+            idempotency_key=f"pubsub-message:{delivery_id or command.message_id}",
         )
         try:
             return build_run_request(self.settings, given)
@@ -132,7 +89,7 @@ class PubSubRunner:
 
         ``data`` may be a callable that decodes it (its CommandError is an ``error``).
         A copy of a run in flight waits for that run and shares its verdict (so it is acked
-        with it); a copy of one finished here within the last hour is not run again.
+        with it); a copy of one that succeeded is not run again.
         """
         try:
             command = parse_command(data() if callable(data) else data)
@@ -141,26 +98,13 @@ class PubSubRunner:
             if exc.results_url is not None:
                 await self._write_error(exc.results_url, str(exc), None)
             return Disposition("error", error=str(exc))
-        key = duplicate_key(command, delivery_id)
-        if self.ledger.finished_recently(key):
-            log.info("Pub/Sub message %s repeats finished run %s: not run again", delivery_id, key)
-            return Disposition("duplicate")
-        running = self.ledger.in_flight(key)
-        if running is not None:
-            log.info("Pub/Sub message %s repeats run %s in flight", delivery_id, key)
-            return dataclasses.replace(await asyncio.shield(running), duplicate=True)
+        return await self._run(command, delivery_id, front_door)
 
-        self.ledger.start(key)
-        disposition = Disposition("retry", error="the run was interrupted")
+    async def _run(
+        self, command: RunWorkflow, delivery_id: str, front_door: FrontDoor
+    ) -> Disposition:
         try:
-            disposition = await self._run(command, front_door)
-        finally:
-            self.ledger.finish(key, disposition)
-        return disposition
-
-    async def _run(self, command: RunWorkflow, front_door: FrontDoor) -> Disposition:
-        try:
-            request = self.to_run_request(command)
+            request = self.to_run_request(command, delivery_id)
             # a run waited for here never outlives WTRUNNER_PUBSUB_MAX_RUN_SECONDS
             cap = self.settings.pubsub_max_run_seconds
             try:
@@ -174,13 +118,20 @@ class PubSubRunner:
                 log.warning("run %s will be retried: %s", _run_id(command), exc)
                 return Disposition("retry", error=str(exc))
             error = _describe(exc)
-            await self._write_error(command.payload.invoker_kwargs.results_url, error, None)
+            if not isinstance(exc, RunConflict):  # (those results belong to the other request)
+                await self._write_error(command.payload.invoker_kwargs.results_url, error, None)
             return Disposition("error", error=error)
         return await self._dispose(command, outcome)
 
     async def _dispose(self, command: RunWorkflow, outcome: RunOutcome) -> Disposition:
+        if outcome.duplicate == "finished":
+            log.info("Pub/Sub run %s succeeded before: not run again", outcome.run_id)
+            return Disposition("duplicate")
+        repeated = outcome.duplicate is not None
         if outcome.succeeded:
-            return Disposition("processed")
+            return Disposition("processed", duplicate=repeated)
+        if repeated:  # the run it repeated has written its error already
+            return Disposition("error", error=outcome.error, trace=outcome.trace, duplicate=True)
         if outcome.kind is not OutcomeKind.WORKFLOW_ERROR:  # it wrote no result.json of its own
             url = command.payload.invoker_kwargs.results_url
             await self._write_error(url, outcome.error, outcome.trace)
