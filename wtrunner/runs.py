@@ -368,37 +368,28 @@ class RunService:
         """The run ``request`` repeats: in flight or succeeded under the same key (nothing new
         starts); None when it is new or the last attempt ended otherwise. The same key for
         another request is a 409."""
-        key = request.idempotency_key
-        if key is None:
+        if request.idempotency_key is None:
             return None
-        latest = await self.store.find_latest(idempotency_key=key)
-        if latest is None:
-            return None
-        if latest.request_hash != request.request_hash:
-            raise RunConflict(
-                f"{_key_name(key)} names run {latest.id}, which asked for something else: "
-                "use another id for another request"
-            )
-        if not latest.state.final or latest.state is RunState.SUCCEEDED:
-            return latest
-        return None
+        latest = await self.store.find_latest(idempotency_key=request.idempotency_key)
+        return _repeated(request, latest)
 
     async def _claim(self, prepared: _Prepared, front_door: FrontDoor) -> tuple[RunRecord, bool]:
-        """Record the run as the next attempt under its key (atomically: of two claims of the
-        same attempt one wins, the other finds the winner's run)."""
+        """Record the run as the next attempt under its key, atomically: the store refuses a
+        second record of the same (key, attempt), and whoever loses finds the winner's run."""
         request = prepared.request
         for _ in range(CLAIM_TRIES):
             attempt = 1
             if request.idempotency_key is not None:
                 latest = await self.store.find_latest(idempotency_key=request.idempotency_key)
+                existing = _repeated(request, latest)
+                if existing is not None:
+                    return existing, False
                 if latest is not None:
                     attempt = latest.attempt + 1
             try:
                 return await self._record(prepared, front_door, attempt), True
             except DuplicateRun:
-                existing = await self._existing(request)
-                if existing is not None:
-                    return existing, False
+                continue  # claimed at the same moment: look again
         raise ServiceUnavailableError(f"run {request.run_id} could not be recorded: try again")
 
     async def _record(self, prepared: _Prepared, front_door: FrontDoor, attempt: int) -> RunRecord:
@@ -589,6 +580,22 @@ async def _finish(task: asyncio.Future[Completion]) -> None:
             interrupted = True
     if interrupted:
         raise asyncio.CancelledError
+
+
+def _repeated(request: RunRequest, latest: RunRecord | None) -> RunRecord | None:
+    """``latest`` (the newest attempt under the request's key) when the request repeats it:
+    it is in flight or succeeded. The same key for another request is a 409."""
+    if latest is None:
+        return None
+    if latest.request_hash != request.request_hash:
+        key = request.idempotency_key or ""
+        raise RunConflict(
+            f"{_key_name(key)} names run {latest.id}, which asked for something else: "
+            "use another id for another request"
+        )
+    if not latest.state.final or latest.state is RunState.SUCCEEDED:
+        return latest
+    return None
 
 
 def _cancelled() -> RunOutcome:
