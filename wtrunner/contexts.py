@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -97,11 +98,14 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     app[RUNS] = runs
     await runs.recover()
-    maintenance = asyncio.get_running_loop().create_task(_maintain_runs(runs, settings))
+    stop = asyncio.Event()
+    maintenance = asyncio.get_running_loop().create_task(_maintain_runs(runs, settings, stop))
     try:
         yield
     finally:
-        maintenance.cancel()
+        # let a store query in progress finish: a cancelled one can leave its connection to
+        # be collected after the loop has closed (seen with SQLAlchemy 2.0.30)
+        stop.set()
         await asyncio.gather(maintenance, return_exceptions=True)
         await runs.aclose()
         await context.aclose()
@@ -113,10 +117,11 @@ MAINTENANCE_SECONDS = 5.0
 PRUNE_EVERY = 720  # maintenance rounds: an hour
 
 
-async def _maintain_runs(runs: RunService, settings: Settings) -> None:
-    """Refresh the runs-by-state gauge; prune runs past the retention once an hour."""
+async def _maintain_runs(runs: RunService, settings: Settings, stop: asyncio.Event) -> None:
+    """Refresh the runs-by-state gauge; prune runs past the retention once an hour; until
+    ``stop`` is set."""
     rounds = 0
-    while True:
+    while not stop.is_set():
         try:
             if rounds % PRUNE_EVERY == 0:
                 await runs.prune(dt.timedelta(days=settings.run_retention_days))
@@ -124,7 +129,8 @@ async def _maintain_runs(runs: RunService, settings: Settings) -> None:
         except Exception:
             log.exception("run store maintenance failed; trying again later")
         rounds += 1
-        await asyncio.sleep(MAINTENANCE_SECONDS)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
 
 
 async def pubsub_context(app: web.Application) -> AsyncIterator[None]:
