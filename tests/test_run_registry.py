@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,7 +19,7 @@ from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, unti
 from tests.processes import start_server
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.keys import RUNS
-from wtrunner.run_request import CANCELLED_MESSAGE, LOST_MESSAGE
+from wtrunner.run_request import CANCELLED_MESSAGE, LOST_MESSAGE, new_run_id
 from wtrunner.run_states import RunState
 from wtrunner.runstore import NewRun, RunStore
 
@@ -52,6 +53,13 @@ def _alive(pid: int) -> bool:
     # a zombie is dead for our purpose
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_run_ids_are_safe_on_a_command_line_and_in_names() -> None:
+    # URL-safe base64 ids once began with "-", which `wtrunner runs show` took for an option
+    ids = {new_run_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.fullmatch("[a-z2-7]{16}", run_id) for run_id in ids)
 
 
 async def test_a_synchronous_run_is_recorded(client: Client, tmp_path: Path) -> None:

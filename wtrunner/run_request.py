@@ -8,6 +8,7 @@ sent, :func:`build_run_request` checks it (validation errors name plain fields s
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import json
@@ -95,8 +96,12 @@ class RunInput(BaseModel):
 
 
 def new_run_id() -> str:
-    """A fresh server-made run id (URL-safe)."""
-    return secrets.token_urlsafe(12)
+    """A fresh server-made run id: 16 characters of lowercase base32 (80 random bits).
+
+    URL-, file- and label-safe, and never starts with ``-`` (which a command line would
+    take for an option, as ``wtrunner runs show -x...`` did with URL-safe base64).
+    """
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
 
 
 @dataclass(frozen=True)
