@@ -8,15 +8,18 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.gcs_helpers import fake_gcs
 from tests.helpers import (
     NOWHERE_STORES,
     REPO,
@@ -25,6 +28,7 @@ from tests.helpers import (
     LiveServer,
     SettingsFactory,
 )
+from tests.postgres import fresh_database
 from tests.processes import start_server
 from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
@@ -37,8 +41,9 @@ from wtrunner.tracing import build_tracer_provider, instrument_server
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own WTRUNNER_* or ECOSCOPE_* variables must not change what tests see."""
     for name in list(os.environ):
-        if name.startswith(("WTRUNNER_", "ECOSCOPE_WORKFLOWS_", "WT_")) and name != (
-            "WTRUNNER_REQUIRE_EMULATORS"
+        if name.startswith(("WTRUNNER_", "ECOSCOPE_WORKFLOWS_", "WT_")) and name not in (
+            "WTRUNNER_REQUIRE_EMULATORS",
+            "WTRUNNER_REQUIRE_POSTGRES",
         ):
             monkeypatch.delenv(name)
     monkeypatch.delenv("PORT", raising=False)
@@ -104,6 +109,23 @@ async def subscription(pubsub_emulator: Emulator, monkeypatch: pytest.MonkeyPatc
     return created
 
 
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty database on the PostgreSQL server of the tests, dropped afterwards
+    (skipped, or failed with WTRUNNER_REQUIRE_POSTGRES=1, when the server is not reachable)."""
+    async with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh run store: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'wtrunner.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture(scope="session", autouse=True)
 def spans() -> InMemorySpanExporter:
     """Every span of the session, in memory: the tracer provider and the aiohttp server
@@ -134,3 +156,21 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, channel: Path) -> Iter
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[str]:
+    """A GCS emulator (fake-gcs-server) for the module: its base URL (a fresh bucket per test
+    keeps tests apart)."""
+    with fake_gcs() as url:
+        yield url
+
+
+@pytest.fixture
+async def bucket(gcs: str) -> str:
+    """A fresh bucket in the GCS emulator: its name."""
+    name = f"results-{uuid.uuid4().hex[:12]}"
+    async with aiohttp.ClientSession() as session:
+        created = await session.post(f"{gcs}/storage/v1/b?project=test", json={"name": name})
+        assert created.status == 200, await created.text()
+    return name

@@ -9,6 +9,7 @@ a GET or HEAD into its media download, with the headers obstore expects (ETag, L
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -95,3 +96,13 @@ def gcs_options(base_url: str) -> dict[str, dict[str, object]]:
             "client_options": {"allow_http": True},
         }
     }
+
+
+async def upload_object(gcs: str, bucket: str, name: str, document: object) -> None:
+    """Write a JSON object into the emulator the way a workflow elsewhere would."""
+    async with aiohttp.ClientSession() as session:
+        answer = await session.post(
+            f"{gcs}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
+            data=json.dumps(document).encode(),
+        )
+        assert answer.status == 200, await answer.text()

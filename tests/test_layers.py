@@ -17,13 +17,14 @@ PACKAGE = Path(wtrunner.__file__).parent
 # Lowest first. A name is a module or a subpackage (everything under it).
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"version", "errors", "contract", "invoker_names", "text", "backoff",
-                "singleflight", "readiness", "run_states"}),
+                "singleflight", "readiness", "run_states", "ratelimit"}),
     ("configuration", {"settings", "logs", "gcp"}),
     ("services", {"tracing", "metrics", "looplag", "schemas", "processes", "results", "channel",
                   "environments", "runstore", "runlogs"}),
     ("run requests", {"run_request", "workflow_commands"}),
     ("back ends", {"invokers"}),
     ("workflow metadata", {"metadata"}),
+    ("Cloud Batch tracking", {"batch_tracking"}),
     ("run path", {"runs"}),
     ("Pub/Sub front door", {"pubsub"}),
     ("application state", {"keys"}),

@@ -3,50 +3,23 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
-from tests.gcs_helpers import fake_gcs, gcs_options, writable_gcs
+from tests.gcs_helpers import gcs_options, upload_object, writable_gcs
 from tests.helpers import ClientFactory, SettingsFactory
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.results import ResultsStore
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    """The emulator's base URL (a fresh bucket per test keeps tests apart)."""
-    with fake_gcs() as url:
-        yield url
-
-
-@pytest.fixture
-async def bucket(gcs: str) -> str:
-    name = f"results-{uuid.uuid4().hex[:12]}"
-    async with aiohttp.ClientSession() as session:
-        created = await session.post(f"{gcs}/storage/v1/b?project=test", json={"name": name})
-        assert created.status == 200, await created.text()
-    return name
 
 
 @pytest.fixture
 async def store_url(gcs: str) -> AsyncIterator[str]:
     async with writable_gcs(gcs) as url:
         yield url
-
-
-async def _upload(gcs: str, bucket: str, name: str, document: object) -> None:
-    """Write an object the way a workflow elsewhere would."""
-    async with aiohttp.ClientSession() as session:
-        answer = await session.post(
-            f"{gcs}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
-            data=json.dumps(document).encode(),
-        )
-        assert answer.status == 200, await answer.text()
 
 
 async def _download(gcs: str, bucket: str, name: str) -> object:
@@ -67,14 +40,14 @@ async def test_results_are_read_only_when_written_during_the_run(
     assert await store.read(url, None) is None
 
     first = {"result": {"animals": 3}, "error": None, "trace": None}
-    await _upload(gcs, bucket, "runs/run-1/result.json", first)
+    await upload_object(gcs, bucket, "runs/run-1/result.json", first)
     assert await store.read(url, None) == first
     before = await store.marker(url)
     assert before is not None
     assert await store.read(url, before) is None, "unchanged since the marker: stale"
 
     second = {"result": [1, 2], "error": None, "trace": None}
-    await _upload(gcs, bucket, "runs/run-1/result.json", second)
+    await upload_object(gcs, bucket, "runs/run-1/result.json", second)
     assert await store.read(url, before) == second
 
 

@@ -404,7 +404,9 @@ async def test_pubsub_redelivery_runs_once_and_a_failure_runs_again(
     answers = await asyncio.gather(  # copies delivered at the same moment
         *(client.post("/run-from-pubsub", json=push_body(command)) for _ in range(6))
     )
-    assert [await answer.json() for answer in answers] == [{"status": "processed"}] * 6
+    statuses = [(await answer.json())["status"] for answer in answers]
+    # each copy waits for the one run; a copy handled after it ended is a plain duplicate
+    assert "processed" in statuses and set(statuses) <= {"processed", "duplicate"}
     later = await client.post("/run-from-pubsub", json=push_body(command))
     assert await later.json() == {"status": "duplicate"}
     assert len(count.read_text().splitlines()) == 1

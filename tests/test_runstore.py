@@ -1,5 +1,7 @@
-"""The durable run store (wtrunner.runstore) against real SQLite files: transitions, timestamps,
-lists and cursors, idempotency look-ups, recovery, retention, migrations and races."""
+"""The durable run store (wtrunner.runstore) against real SQLite files and real PostgreSQL
+databases (each test about store behaviour runs on both): transitions, timestamps, lists and
+cursors, idempotency look-ups, recovery, retention, replicas and Batch leases, migrations,
+races and an unreachable database."""
 
 from __future__ import annotations
 
@@ -14,13 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate.api import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import Table, event, inspect, text, update
 from sqlalchemy.engine import Connection
 
+from tests import postgres
+from tests.helpers import until
+from tests.postgres import Relay
+from wtrunner.errors import ServiceUnavailableError
 from wtrunner.run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState
 from wtrunner.runstore import (
     DuplicateRun,
@@ -33,8 +40,8 @@ from wtrunner.runstore import (
     database_url,
 )
 from wtrunner.runstore import store as store_module
-from wtrunner.runstore.schema import metadata
-from wtrunner.runstore.store import MIGRATIONS, encode_cursor
+from wtrunner.runstore.schema import metadata, replicas, runs
+from wtrunner.runstore.store import MIGRATION_LOCK_KEY, MIGRATIONS, encode_cursor
 
 UTC = dt.timezone.utc
 _ids = itertools.count()
@@ -45,7 +52,18 @@ def _url(path: Path) -> str:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[RunStore]:
+async def store(store_url: str) -> AsyncIterator[RunStore]:
+    """A store on a fresh database: once SQLite, once PostgreSQL."""
+    opened = await RunStore.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[RunStore]:
+    """A store on a new SQLite file: for SQLite itself, and for checks made before a query."""
     opened = await RunStore.open(_url(tmp_path / "store" / "wtrunner.db"))
     try:
         yield opened
@@ -94,24 +112,26 @@ async def run_in(store: RunStore, state: RunState, **fields: Any) -> RunRecord:
 # ---- transitions ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    list(itertools.product(RunState, RunState)),
-    ids=lambda state: state.value,
-)
+@pytest.mark.parametrize("old", list(RunState), ids=lambda state: state.value)
 async def test_every_transition_is_allowed_or_refused_as_the_state_machine_says(
-    store: RunStore, old: RunState, new: RunState
+    store: RunStore, old: RunState
 ) -> None:
-    record = await run_in(store, old)
-    if new in TRANSITIONS[old]:
-        changed = await store.transition(record.id, new)
-        assert changed.state is new
-        assert (await store.get(record.id)).state is new
-    else:
-        with pytest.raises(InvalidTransition) as caught:
-            await store.transition(record.id, new)
-        assert caught.value.status == 409
-        assert (await store.get(record.id)) == record, "a refused transition changes nothing"
+    # one database per old state (not per pair): a fresh PostgreSQL database takes a while
+    for new in RunState:
+        record = await run_in(store, old)
+        if new in TRANSITIONS[old]:
+            changed = await store.transition(record.id, new)
+            assert changed.state is new, f"{old.value} -> {new.value}"
+            assert (await store.get(record.id)) == changed
+        else:
+            with pytest.raises(InvalidTransition) as caught:
+                await store.transition(record.id, new)
+            assert caught.value.status == 409
+            refusal = f"run {record.id} is {old.value}; it cannot become {new.value}"
+            assert str(caught.value) == refusal
+            assert (await store.get(record.id)) == record, (
+                f"a refused {old.value} -> {new.value} changed nothing"
+            )
 
 
 async def test_final_states_never_change_again(store: RunStore) -> None:
@@ -206,9 +226,33 @@ async def test_only_some_fields_may_change_and_they_are_checked(store: RunStore)
 
 
 async def test_transition_of_a_missing_run_is_not_found(store: RunStore) -> None:
-    with pytest.raises(RunNotFound) as caught:
-        await store.transition("nope", RunState.RUNNING)
-    assert caught.value.status == 404
+    for state in RunState:  # QUEUED is entered from no state: the run is still looked for
+        with pytest.raises(RunNotFound, match="no run nope") as caught:
+            await store.transition("nope", state)
+        assert caught.value.status == 404
+
+
+async def test_a_transition_and_an_update_are_one_statement_each(store: RunStore) -> None:
+    """Each run makes several writes: each is one UPDATE ... RETURNING, with no read."""
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    record = await store.create(new_run())
+    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        running = await store.transition(record.id, RunState.RUNNING, pgid=7)
+        updated = await store.update(record.id, cancel_requested=True)
+        done = await store.transition(record.id, RunState.CANCELLED)
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    queries = [word for word in statements if word in ("SELECT", "UPDATE", "INSERT", "DELETE")]
+    assert queries == ["UPDATE", "UPDATE", "UPDATE"]
+    assert (running.state, running.pgid) == (RunState.RUNNING, 7)
+    assert updated.cancel_requested and updated.state is RunState.RUNNING
+    assert done.state is RunState.CANCELLED and done.cancel_requested
+    assert (await store.get(record.id)) == done
 
 
 async def test_update_changes_fields_but_not_the_state(store: RunStore) -> None:
@@ -229,10 +273,10 @@ async def test_update_changes_fields_but_not_the_state(store: RunStore) -> None:
 
 
 async def test_concurrent_transitions_to_different_final_states_have_one_winner(
-    store: RunStore, tmp_path: Path
+    store: RunStore, store_url: str
 ) -> None:
-    # a second store on the same file: as another process would be
-    other = await RunStore.open(_url(tmp_path / "store" / "wtrunner.db"))
+    # a second store on the same database: as another process or replica would be
+    other = await RunStore.open(store_url)
     try:
         for round_ in range(10):
             record = await run_in(store, RunState.RUNNING)
@@ -254,7 +298,9 @@ async def test_concurrent_transitions_to_different_final_states_have_one_winner(
 async def test_a_state_changed_after_it_was_read_is_not_overwritten(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The conditional update: a run that left the state read meanwhile is read again."""
+    """The conditional update changed nothing, but the state read to say why allows the change
+    (on PostgreSQL another writer may move the run in between): the update is tried again, and
+    the state that refuses it is reported."""
     record = await run_in(store, RunState.RUNNING)
     await store.transition(record.id, RunState.CANCELLED)
     real_state_of = store_module._state_of
@@ -393,9 +439,7 @@ async def test_pagination_with_a_filter_and_equal_timestamps(store: RunStore) ->
     same = dt.datetime(2024, 6, 1, tzinfo=UTC)
     records = [await store.create(new_run(package="p" if i % 2 else "q")) for i in range(12)]
     async with store.engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE runs SET created_at = :at"), {"at": "2024-06-01 00:00:00.000000"}
-        )
+        await conn.execute(update(runs).values(created_at=same))
     expected = sorted((r.id for r in records if r.package == "p"), reverse=True)
     seen: list[str] = []
     cursor = None
@@ -421,9 +465,9 @@ async def test_an_exactly_full_last_page_has_no_next_cursor(store: RunStore) -> 
 
 
 @pytest.mark.parametrize("limit", [0, -1, 501, 10_000])
-async def test_list_limit_out_of_range_is_refused(store: RunStore, limit: int) -> None:
+async def test_list_limit_out_of_range_is_refused(sqlite_store: RunStore, limit: int) -> None:
     with pytest.raises(ValueError, match="limit"):
-        await store.list(limit=limit)
+        await sqlite_store.list(limit=limit)
 
 
 async def test_list_limits_at_the_bounds(store: RunStore) -> None:
@@ -453,9 +497,9 @@ def _b64(raw: bytes) -> str:
         _b64(b"\xff\xfe"),
     ],
 )
-async def test_bad_cursors_are_refused(store: RunStore, cursor: str) -> None:
+async def test_bad_cursors_are_refused(sqlite_store: RunStore, cursor: str) -> None:
     with pytest.raises(ValueError, match="cursor"):
-        await store.list(cursor=cursor)
+        await sqlite_store.list(cursor=cursor)
 
 
 async def test_cursors_are_url_safe(store: RunStore) -> None:
@@ -565,6 +609,310 @@ async def test_counts_by_state_names_every_state(store: RunStore) -> None:
     }  # fmt: skip
 
 
+# ---- replicas: heartbeats, runs of dead replicas, cancellations, Batch leases ---------------
+
+
+async def _set(store: RunStore, table: Table, key: str, **values: Any) -> None:
+    """Change a row behind the store's back (to age a heartbeat, a run or a lease)."""
+    async with store.engine.begin() as conn:
+        await conn.execute(update(table).where(table.c.id == key).values(**values))
+
+
+async def test_a_heartbeat_creates_then_updates_the_replica(store: RunStore) -> None:
+    assert await store.replica("r1") is None
+    before = dt.datetime.now(UTC)
+    await store.heartbeat("r1", "http://10.0.0.1:8080")
+    first = await store.replica("r1")
+    assert first is not None
+    assert first.id == "r1" and first.advertise_url == "http://10.0.0.1:8080"
+    assert before <= first.started_at == first.heartbeat_at <= dt.datetime.now(UTC)
+    assert first.heartbeat_at.utcoffset() == dt.timedelta(0)
+
+    await store.heartbeat("r1", None)
+    second = await store.replica("r1")
+    assert second is not None
+    assert second.started_at == first.started_at, "started on the first heartbeat only"
+    assert second.heartbeat_at >= first.heartbeat_at
+    assert second.advertise_url is None
+    assert await store.replica("r2") is None
+
+
+async def test_forget_replicas_deletes_only_old_heartbeats(store: RunStore) -> None:
+    await store.heartbeat("old", None)
+    await store.heartbeat("new", None)
+    await _set(store, replicas, "old", heartbeat_at=dt.datetime(2024, 1, 1, tzinfo=UTC))
+    assert await store.forget_replicas(dt.datetime(2024, 6, 1, tzinfo=UTC)) == 1
+    assert await store.replica("old") is None
+    assert await store.replica("new") is not None
+    assert await store.forget_replicas(dt.datetime(2024, 6, 1, tzinfo=UTC)) == 0
+    with pytest.raises(ValueError, match="heartbeat_before"):
+        await store.forget_replicas(dt.datetime(2024, 6, 1))
+
+
+async def test_runs_of_dead_replicas_become_lost(store: RunStore) -> None:
+    timeout = dt.timedelta(minutes=1)
+    long_ago = dt.datetime.now(UTC) - dt.timedelta(hours=1)
+    await store.heartbeat("alive", None)
+    await store.heartbeat("dead", None)
+    await _set(store, replicas, "dead", heartbeat_at=long_ago)
+    dead = {
+        state: await run_in(store, state, replica="dead")
+        for state in (RunState.QUEUED, RunState.RESOLVING, RunState.RUNNING)
+    }
+    dead_submitted = await run_in(store, RunState.SUBMITTED, replica="dead")
+    dead_done = await run_in(store, RunState.SUCCEEDED, replica="dead")
+    alive = await run_in(store, RunState.RUNNING, replica="alive")
+    # a replica without a heartbeat: its old runs are lost, a new one may be from a replica
+    # that has not written its first heartbeat yet
+    unknown_old = await run_in(store, RunState.RUNNING, replica="unknown")
+    await _set(store, runs, unknown_old.id, created_at=long_ago)
+    unknown_new = await run_in(store, RunState.RUNNING, replica="unknown")
+
+    lost = await store.mark_lost_of_dead_replicas(timeout, "Its replica stopped.")
+
+    expected = [*dead.values(), unknown_old]
+    assert sorted(run.id for run in lost) == sorted(run.id for run in expected)
+    for run in lost:
+        assert run.state is RunState.LOST
+        assert run.outcome == RunOutcomeRecord(kind="lost", error="Its replica stopped.")
+        assert run.finished_at is not None
+        assert (await store.get(run.id)) == run
+    for kept in (dead_submitted, dead_done, alive, unknown_new):
+        assert (await store.get(kept.id)) == kept
+    assert await store.mark_lost_of_dead_replicas(timeout, "again") == []
+
+
+async def test_cancel_requests_are_the_replicas_unfinished_runs_to_cancel(store: RunStore) -> None:
+    wanted = [
+        await run_in(store, RunState.RUNNING, replica="a"),
+        await run_in(store, RunState.QUEUED, replica="a"),
+    ]
+    ended = await run_in(store, RunState.RUNNING, replica="a")
+    theirs = await run_in(store, RunState.RUNNING, replica="b")
+    await run_in(store, RunState.RUNNING, replica="a")  # not asked to cancel
+    for record in (*wanted, ended, theirs):
+        await store.update(record.id, cancel_requested=True)
+    await store.transition(ended.id, RunState.CANCELLED)
+
+    assert await store.cancel_requests("a") == [record.id for record in wanted]
+    assert await store.cancel_requests("b") == [theirs.id]
+    assert await store.cancel_requests("c") == []
+
+
+async def _batch_run(store: RunStore, state: RunState = RunState.SUBMITTED) -> RunRecord:
+    """A Cloud Batch run (one with a job name) in ``state``."""
+    record = await run_in(store, state, invoker_type="batch")
+    return await store.update(record.id, job_name=f"projects/p/locations/l/jobs/{record.id}")
+
+
+async def test_lease_batch_runs_takes_free_leases_oldest_first(store: RunStore) -> None:
+    lease = dt.timedelta(minutes=5)
+    now = dt.datetime.now(UTC)
+    free = [await _batch_run(store), await _batch_run(store, RunState.RUNNING)]
+    expired = await _batch_run(store)
+    await _set(store, runs, expired.id, lease_owner="other", lease_expires_at=now - lease)
+    held_by_other = await _batch_run(store)
+    await _set(store, runs, held_by_other.id, lease_owner="other", lease_expires_at=now + lease)
+    mine = await _batch_run(store)
+    await _set(store, runs, mine.id, lease_owner="me", lease_expires_at=now + lease)
+    await run_in(store, RunState.RUNNING)  # no job name: a local run
+    ended = await _batch_run(store, RunState.RUNNING)
+    await store.transition(ended.id, RunState.SUCCEEDED)
+
+    before = dt.datetime.now(UTC)
+    taken = await store.lease_batch_runs("me", 10, lease)
+
+    assert [run.id for run in taken] == [free[0].id, free[1].id, expired.id, mine.id]
+    for run in taken:
+        assert run.lease_owner == "me"
+        assert run.lease_expires_at is not None
+        assert before + lease <= run.lease_expires_at <= dt.datetime.now(UTC) + lease
+        assert (await store.get(run.id)) == run
+    assert (await store.get(held_by_other.id)).lease_owner == "other"
+    assert await store.lease_batch_runs("third", 10, lease) == []
+    # a limit takes the oldest
+    again = await store.lease_batch_runs("me", 2, lease)
+    assert [run.id for run in again] == [free[0].id, free[1].id]
+
+
+async def test_lease_batch_runs_checks_its_arguments(sqlite_store: RunStore) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await sqlite_store.lease_batch_runs("me", 0, dt.timedelta(minutes=1))
+    with pytest.raises(ValueError, match="lease"):
+        await sqlite_store.lease_batch_runs("me", 1, dt.timedelta(0))
+
+
+# ---- races between replicas: each store is another replica on the same database ---------------
+
+
+@pytest.fixture
+async def other_store(store: RunStore, store_url: str) -> AsyncIterator[RunStore]:
+    """A second store on ``store``'s database: another replica."""
+    opened = await RunStore.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_concurrent_leases_never_give_a_run_twice(
+    store: RunStore, other_store: RunStore
+) -> None:
+    lease = dt.timedelta(minutes=5)
+    for round_ in range(5):
+        fresh = [await _batch_run(store) for _ in range(20)]
+        # together they ask for more than there is: each run goes to exactly one of them
+        first, second = await asyncio.gather(
+            store.lease_batch_runs(f"a{round_}", 15, lease),
+            other_store.lease_batch_runs(f"b{round_}", 15, lease),
+        )
+        a, b = [run.id for run in first], [run.id for run in second]
+        assert not set(a) & set(b), f"round {round_}: a run was leased by both replicas"
+        assert sorted(a + b) == sorted(run.id for run in fresh)
+        for replica, ids in ((f"a{round_}", a), (f"b{round_}", b)):
+            for run_id in ids:
+                assert (await store.get(run_id)).lease_owner == replica
+
+
+async def test_concurrent_sweeps_end_each_lost_run_once(
+    store: RunStore, other_store: RunStore
+) -> None:
+    records = [await run_in(store, RunState.RUNNING, replica="dead") for _ in range(30)]
+    await store.heartbeat("dead", None)
+    await _set(store, replicas, "dead", heartbeat_at=dt.datetime(2024, 1, 1, tzinfo=UTC))
+    timeout = dt.timedelta(minutes=1)
+    first, second = await asyncio.gather(
+        store.mark_lost_of_dead_replicas(timeout, "lost"),
+        other_store.mark_lost_of_dead_replicas(timeout, "lost"),
+    )
+    ended = [run.id for run in first + second]
+    assert sorted(ended) == sorted(run.id for run in records), "each run ended exactly once"
+
+
+async def test_concurrent_creates_of_one_idempotency_key_have_one_winner(
+    store: RunStore, other_store: RunStore
+) -> None:
+    for round_ in range(5):
+        results = await asyncio.gather(
+            *(
+                replica_store.create(new_run(idempotency_key=f"key-{round_}"))
+                for replica_store in (store, other_store, store, other_store)
+            ),
+            return_exceptions=True,
+        )
+        winners = [result for result in results if isinstance(result, RunRecord)]
+        losers = [result for result in results if isinstance(result, DuplicateRun)]
+        assert len(winners) == 1 and len(losers) == 3, results
+        assert await store.find_latest(idempotency_key=f"key-{round_}") == winners[0]
+
+
+# ---- a database that cannot be used: 503, and recovery ----------------------------------------
+
+
+async def test_an_unreachable_postgresql_server_is_a_503_until_it_is_back(
+    postgres_url: str,
+) -> None:
+    relay = Relay()
+    await relay.start()
+    store = await RunStore.open(relay.url(postgres_url), pool_size=2)
+    try:
+        record = await store.create(new_run())
+        await relay.stop()  # the port is closed; the pooled connections are cut
+        for attempt in (
+            store.get(record.id),
+            store.list(),
+            store.create(new_run()),
+            store.transition(record.id, RunState.RUNNING),
+            store.heartbeat("r", None),
+        ):
+            with pytest.raises(ServiceUnavailableError) as caught:
+                await attempt
+            assert caught.value.status == 503
+            assert "the run store cannot be used right now" in str(caught.value)
+        await relay.start()
+        # the pool replaces its dead connections by itself
+        assert await store.get(record.id) == record
+        assert (await store.transition(record.id, RunState.RUNNING)).state is RunState.RUNNING
+        # the server restarts between two queries: its pooled connection is dead, yet the
+        # next query succeeds (connections are pinged before use)
+        await relay.stop()
+        await relay.start()
+        assert (await store.get(record.id)).state is RunState.RUNNING
+    finally:
+        await store.close()
+        await relay.stop()
+
+
+async def test_a_connection_the_server_ends_during_a_query_is_a_503(postgres_url: str) -> None:
+    store = await RunStore.open(postgres_url)
+    holder = await postgres.connect(postgres.database_of(postgres_url))
+    try:
+        record = await store.create(new_run())
+        async with holder.transaction():
+            # the store's update waits for this row lock ...
+            await holder.execute("SELECT 1 FROM runs WHERE id = $1 FOR UPDATE", record.id)
+            changing = asyncio.ensure_future(store.transition(record.id, RunState.RUNNING))
+
+            async def waiting_backend() -> int | None:
+                pid: int | None = await holder.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                return pid
+
+            pid = await until(waiting_backend, 10, "the store's update to wait for the row lock")
+            # ... while the server ends its connection (as at a restart or a failover)
+            await holder.execute("SELECT pg_terminate_backend($1)", pid)
+            with pytest.raises(ServiceUnavailableError, match="cannot be used right now"):
+                await changing
+        assert (await store.transition(record.id, RunState.RUNNING)).state is RunState.RUNNING
+    finally:
+        await holder.close()
+        await store.close()
+
+
+async def test_too_many_connections_is_a_503(postgres_url: str) -> None:
+    """The server refuses a new connection (SQLSTATE 53300, as when every replica's pool
+    together asks for more than max_connections): a role allowed one connection plays it."""
+    database = postgres.database_of(postgres_url)
+    role = f"{database}_role"
+    admin = await postgres.connect()
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+        store = await RunStore.open(postgres_url.replace("postgres@", f"{role}@"), pool_size=2)
+        try:
+            record = await store.create(new_run())
+            async with store.engine.connect():  # the role's only connection
+                with pytest.raises(ServiceUnavailableError, match="too many connections"):
+                    await store.get(record.id)
+            assert await store.get(record.id) == record
+        finally:
+            await store.close()
+    finally:
+        owned = await postgres.connect(database)
+        try:
+            await owned.execute(f'REASSIGN OWNED BY "{role}" TO postgres')
+        finally:
+            await owned.close()
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
+
+
+async def test_a_query_that_gets_no_connection_in_time_is_a_503(store_url: str) -> None:
+    store = await RunStore.open(store_url, pool_size=1, pool_timeout=0.1)
+    try:
+        record = await store.create(new_run())
+        async with store.engine.connect():  # holds the pool's only connection
+            with pytest.raises(ServiceUnavailableError, match="every database connection"):
+                await store.get(record.id)
+            with pytest.raises(ServiceUnavailableError, match="every database connection"):
+                await store.transition(record.id, RunState.RUNNING)
+        assert (await store.transition(record.id, RunState.RUNNING)).state is RunState.RUNNING
+    finally:
+        await store.close()
+
+
 # ---- the database: migrations, WAL, reopening -----------------------------------------------
 
 
@@ -580,36 +928,76 @@ async def _versions(store: RunStore) -> list[str]:
         return [row[0] for row in result]
 
 
-async def test_migrations_create_the_schema_on_an_empty_database(tmp_path: Path) -> None:
+def _check_schema(conn: Connection) -> None:
+    """The tables and indexes the migrations make are those the store's description says."""
+    inspector = inspect(conn)
+    assert set(inspector.get_table_names()) == {"runs", "replicas", "alembic_version"}
+    indexes = {index["name"] for index in inspector.get_indexes("runs")}
+    assert {
+        "ix_runs_created_at_id", "ix_runs_state_created_at_id",
+        "ix_runs_package_created_at_id", "ix_runs_workflow_run_id_created_at_id",
+        "ix_runs_replica_state", "ux_runs_idempotency_key_attempt",
+    } <= indexes  # fmt: skip
+    assert inspector.get_pk_constraint("runs")["constrained_columns"] == ["id"]
+    assert inspector.get_pk_constraint("replicas")["constrained_columns"] == ["id"]
+    assert [index["name"] for index in inspector.get_indexes("replicas")] == [
+        "ix_replicas_heartbeat_at"
+    ]
+    assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+async def test_migrations_create_the_schema_on_an_empty_database(store_url: str) -> None:
+    store = await RunStore.open(store_url)
+    try:
+        assert await _versions(store) == [_head()]
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_check_schema)
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_file_and_its_directories_are_created(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "runs.db"
     assert not path.parent.exists()
     store = await RunStore.open(_url(path))
     try:
         assert path.is_file()
         assert await _versions(store) == [_head()]
-
-        def check(conn: Connection) -> None:
-            inspector = inspect(conn)
-            assert set(inspector.get_table_names()) == {"runs", "alembic_version"}
-            indexes = {index["name"] for index in inspector.get_indexes("runs")}
-            assert {
-                "ix_runs_created_at_id", "ix_runs_state_created_at_id",
-                "ix_runs_package_created_at_id", "ix_runs_workflow_run_id_created_at_id",
-                "ix_runs_replica_state", "ux_runs_idempotency_key_attempt",
-            } <= indexes  # fmt: skip
-            assert inspector.get_pk_constraint("runs")["constrained_columns"] == ["id"]
-            # what the migrations made is what the store's table description says
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
-            assert diff == []
-
-        async with store.engine.connect() as conn:
-            await conn.run_sync(check)
     finally:
         await store.close()
 
 
-async def test_opening_again_is_idempotent_and_keeps_history(tmp_path: Path) -> None:
-    url = _url(tmp_path / "runs.db")
+def _migrate(conn: Connection, direction: str, revision: str) -> None:
+    """Alembic's ``upgrade`` or ``downgrade`` to ``revision`` on ``conn``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    getattr(command, direction)(config, revision)
+
+
+async def test_a_store_of_the_first_revision_is_upgraded_with_its_runs(store_url: str) -> None:
+    store = await RunStore.open(store_url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(_migrate, "downgrade", "0001")
+        assert await _versions(store) == ["0001"]
+        # the store's insert names only columns revision 0001 has
+        record = await store.create(new_run(state=RunState.RUNNING))
+    finally:
+        await store.close()
+    store = await RunStore.open(store_url)
+    try:
+        assert await _versions(store) == [_head()]
+        kept = await store.get(record.id)
+        assert kept == record and kept.lease_owner is None and kept.lease_expires_at is None
+        async with store.engine.connect() as conn:
+            await conn.run_sync(_check_schema)
+    finally:
+        await store.close()
+
+
+async def test_opening_again_is_idempotent_and_keeps_history(store_url: str) -> None:
+    url = store_url
     store = await RunStore.open(url)
     try:
         record = await run_in(store, RunState.SUCCEEDED, workflow_run_id="kept")
@@ -628,9 +1016,9 @@ async def test_opening_again_is_idempotent_and_keeps_history(tmp_path: Path) -> 
             await store.close()
 
 
-async def test_two_stores_opening_one_new_database_at_once(tmp_path: Path) -> None:
-    url = _url(tmp_path / "runs.db")
-    stores = await asyncio.gather(*(RunStore.open(url) for _ in range(4)))
+async def test_two_stores_opening_one_new_database_at_once(store_url: str) -> None:
+    # replicas starting together: on PostgreSQL the advisory lock lets one migrate at a time
+    stores = await asyncio.gather(*(RunStore.open(store_url) for _ in range(4)))
     try:
         assert await _versions(stores[0]) == [_head()]
         record = await stores[1].create(new_run())
@@ -640,15 +1028,45 @@ async def test_two_stores_opening_one_new_database_at_once(tmp_path: Path) -> No
             await store.close()
 
 
-async def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(
-    store: RunStore, tmp_path: Path
+async def test_a_replica_migrates_only_while_it_holds_the_advisory_lock(
+    postgres_url: str,
 ) -> None:
-    async with store.engine.connect() as conn:
+    """PostgreSQL: the migration transaction takes the lock first; while another session holds
+    it, opening the store waits and changes nothing."""
+    holder = await postgres.connect(postgres.database_of(postgres_url))
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        opening = asyncio.ensure_future(RunStore.open(postgres_url))
+
+        async def waiting_for_the_lock() -> bool:
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            return bool(waiting)
+
+        await until(waiting_for_the_lock, 10, "RunStore.open to wait for the migration lock")
+        assert await holder.fetchval("SELECT to_regclass('alembic_version')") is None
+        assert not opening.done()
+        await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        store = await opening
+        try:
+            assert await _versions(store) == [_head()]
+        finally:
+            await store.close()
+    finally:
+        await holder.close()
+
+
+async def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(
+    sqlite_store: RunStore, tmp_path: Path
+) -> None:
+    async with sqlite_store.engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
         assert busy == store_module.SQLITE_BUSY_TIMEOUT_MS
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-    await store.create(new_run())
+    await sqlite_store.create(new_run())
     assert (tmp_path / "store" / "wtrunner.db-wal").exists()
 
 

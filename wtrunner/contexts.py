@@ -9,10 +9,13 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio.to_thread
 from aiohttp import web
 
+from .backoff import Backoff
 from .channel import examples_dir
 from .environments import Environments
+from .errors import ServiceUnavailableError
 from .gcp import MissingExtraError, import_gcp
 from .invokers import InvokerContext
 from .keys import (
@@ -30,6 +33,7 @@ from .metadata import Metadata
 from .processes import GroupReaper, become_subreaper, wtrunner_command
 from .pubsub.consumer import PullConsumer
 from .pubsub.processing import PubSubRunner
+from .readiness import Readiness
 from .results import ResultsStore
 from .runs import RunService, RunSlots
 from .runstore import RunStore
@@ -86,7 +90,9 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
     """
     settings = app[SETTINGS]
     become_subreaper()
-    store = await RunStore.open(settings.effective_database_url)
+    store = await RunStore.open(
+        settings.effective_database_url, pool_size=settings.database_pool_size
+    )
     reaper = GroupReaper(settings.kill_grace_seconds)
     context = InvokerContext(settings, app[ENVIRONMENTS], reaper)
     app[METADATA] = Metadata(context)
@@ -97,16 +103,23 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
         settings.replica_id,
     )  # fmt: skip
     app[RUNS] = runs
-    await runs.recover()
+    previous = await anyio.to_thread.run_sync(_take_over_cache, settings)
+    await runs.recover(previous)
+    await _beat(runs, settings, app[READINESS])  # known alive before the first run is taken
     stop = asyncio.Event()
-    maintenance = asyncio.get_running_loop().create_task(_maintain_runs(runs, settings, stop))
+    loop = asyncio.get_running_loop()
+    background = [
+        loop.create_task(_maintain_runs(runs, settings, stop)),
+        loop.create_task(_heartbeats(runs, settings, app[READINESS], stop)),
+        loop.create_task(_track_batch_jobs(runs, settings, stop)),
+    ]
     try:
         yield
     finally:
         # let a store query in progress finish: a cancelled one can leave its connection to
         # be collected after the loop has closed (seen with SQLAlchemy 2.0.30)
         stop.set()
-        await asyncio.gather(maintenance, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
         await runs.aclose()
         await context.aclose()
         await reaper.close()
@@ -115,6 +128,68 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
 
 MAINTENANCE_SECONDS = 5.0
 PRUNE_EVERY = 720  # maintenance rounds: an hour
+REPLICA_FILE = "replica"  # in the cache dir: the id of the replica that used it last
+
+
+def _take_over_cache(settings: Settings) -> str | None:
+    """Record this replica as the cache dir's user; the id of the one before (its runs'
+    logs and processes were here), None on a fresh cache."""
+    path = settings.cache_dir / REPLICA_FILE
+    try:
+        previous: str | None = path.read_text().strip() or None
+    except FileNotFoundError:
+        previous = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(settings.replica_id + "\n")
+    return previous
+
+
+async def _beat(runs: RunService, settings: Settings, readiness: Readiness) -> None:
+    """One heartbeat round; ``/readyz`` shows whether the run store answered."""
+    timeout = dt.timedelta(seconds=settings.replica_timeout_seconds)
+    try:
+        await runs.heartbeat(settings.effective_advertise_url, timeout)
+    except ServiceUnavailableError as exc:
+        readiness.report("database", status="unreachable", error=str(exc.detail))
+        raise
+    readiness.report("database", status="ok", replica=runs.replica)
+
+
+async def _heartbeats(
+    runs: RunService, settings: Settings, readiness: Readiness, stop: asyncio.Event
+) -> None:
+    """Every ``WTRUNNER_HEARTBEAT_SECONDS``: this replica's heartbeat, dead replicas' runs
+    lost, cancels from other replicas delivered; sooner, with backoff, while the run store
+    cannot be reached; until ``stop`` is set."""
+    retry = Backoff(first=0.5, maximum=settings.heartbeat_seconds)
+    pause = settings.heartbeat_seconds
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+        if stop.is_set():
+            return
+        try:
+            await _beat(runs, settings, readiness)
+        except Exception as exc:
+            pause = retry.next_delay()
+            if not isinstance(exc, ServiceUnavailableError):
+                log.exception("replica heartbeat failed; trying again in %.1f s", pause)
+            else:
+                log.warning("replica heartbeat: %s; trying again in %.1f s", exc, pause)
+        else:
+            retry.reset()
+            pause = settings.heartbeat_seconds
+
+
+async def _track_batch_jobs(runs: RunService, settings: Settings, stop: asyncio.Event) -> None:
+    """Every ``WTRUNNER_BATCH_POLL_SECONDS``: a round of the Cloud Batch reconciler."""
+    while not stop.is_set():
+        try:
+            await runs.track_batch_jobs()
+        except Exception:
+            log.exception("following Cloud Batch jobs failed; trying again later")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.batch_poll_seconds)
 
 
 async def _maintain_runs(runs: RunService, settings: Settings, stop: asyncio.Event) -> None:

@@ -22,8 +22,11 @@ from typing import Literal
 import anyio.to_thread
 from opentelemetry.trace import StatusCode
 
+from .backoff import Backoff
+from .batch_tracking import BatchTracker
 from .errors import RunSlotsFullError, ServiceUnavailableError, WtrunnerError
 from .invokers import Completion, Invoker, InvokerContext, WorkflowStartError, invoker_class
+from .invokers.batch_client import batch_client
 from .logs import bind_run_id
 from .metadata import Metadata
 from .metrics import Metrics
@@ -171,6 +174,17 @@ class RunService:
         self._background: set[asyncio.Task[RunOutcome]] = set()
         # set when a run of this process has recorded its end (long polls wait on it)
         self._ended: dict[str, asyncio.Event] = {}
+        # the final writes not yet done, by run id: a run's outcome is answered without
+        # waiting for its write; reads of that run on this replica wait for it (settled)
+        self._final_writes: dict[str, asyncio.Task[None]] = {}
+        self._final_writes_by_key: dict[str, asyncio.Task[None]] = {}
+        # final writes tried again while the run store cannot be reached (reads do not wait)
+        self._unrecorded: set[asyncio.Task[None]] = set()
+        # since when (monotonic) the store has answered this replica's heartbeats; None while
+        # it does not. Before the first outage: always (start-up judges other replicas at once)
+        self._store_back_at: float | None = float("-inf")
+        lease = dt.timedelta(seconds=3 * context.settings.batch_poll_seconds)
+        self._batch = BatchTracker(store, results, lambda: batch_client(context), replica, lease)
 
     async def run(
         self,
@@ -228,10 +242,19 @@ class RunService:
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: a running one's process group is ended (SIGTERM, grace, SIGKILL) and it
-        ends ``cancelled``; a queued one never starts. A finished run is a 409."""
-        record = await self.store.get(run_id)
+        ends ``cancelled``; a queued one never starts; a Cloud Batch run's job is deleted. A run
+        of another replica is ended by it (it polls for cancels with its heartbeat). A
+        finished run is a 409."""
+        record = await self.get(run_id)
         if record.state.final:
             raise InvalidTransition(f"run {run_id} has already ended ({record.state.value})")
+        if record.job_name is not None and run_id not in self._cancels:
+            # a Cloud Batch job: deleting it stops it (the reconciler will not see it again)
+            await batch_client(self.context).delete_job(record.job_name)
+            return await self.store.transition(
+                run_id, RunState.CANCELLED, outcome=_outcome_record(_cancelled()),
+                cancel_requested=True,
+            )  # fmt: skip
         record = await self.store.update(run_id, cancel_requested=True)
         signal_ = self._cancels.get(run_id)
         if signal_ is not None:
@@ -243,12 +266,29 @@ class RunService:
             )
         return record
 
+    async def get(self, run_id: str) -> RunRecord:
+        """The run's record (RunNotFound if there is none), with what this replica knows of
+        how it ended written first."""
+        await self._settled(run_id)
+        return await self.store.get(run_id)
+
+    async def settled(self) -> None:
+        """Wait until every run this replica has finished is recorded as finished (before a
+        list, so that it shows them)."""
+        if self._final_writes:
+            await asyncio.wait(list(self._final_writes.values()))
+
+    async def _settled(self, run_id: str) -> None:
+        write = self._final_writes.get(run_id)
+        if write is not None:
+            await asyncio.wait({write})
+
     async def wait_final(self, run_id: str, timeout: float) -> RunRecord:
         """The run's record once it is final, or as it is after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            record = await self.store.get(run_id)
+            record = await self.get(run_id)
             remaining = deadline - loop.time()
             if record.state.final or remaining <= 0:
                 return record
@@ -259,17 +299,54 @@ class RunService:
             else:  # elsewhere (or between states): looked at again every second
                 await asyncio.sleep(min(remaining, FINAL_POLL_SECONDS))
 
-    async def recover(self) -> list[RunRecord]:
-        """At start-up: the runs this replica left unfinished become ``lost``."""
+    async def track_batch_jobs(self) -> int:
+        """One round of the Cloud Batch reconciler (see :mod:`wtrunner.batch_tracking`); how
+        many runs it looked at."""
+        return await self._batch.poll_once()
+
+    async def recover(self, previous: str | None = None) -> list[RunRecord]:
+        """At start-up: the runs this replica, or ``previous`` (the replica that used this
+        cache before this start), left unfinished become ``lost``; their processes, if any
+        survived, are ended."""
         lost = await self.store.mark_lost(self.replica, LOST_MESSAGE)
+        if previous is not None and previous != self.replica:
+            lost += await self.store.mark_lost(previous, LOST_MESSAGE)
         for record in lost:
             log.warning("run %s was in progress when the server stopped: lost", record.id)
             if record.pgid is not None and kill_orphaned_run(record.pgid, record.id):
                 log.warning("ended the processes run %s left behind", record.id)
         return lost
 
+    async def heartbeat(self, advertise_url: str, replica_timeout: dt.timedelta) -> None:
+        """One round of replica liveness: say this replica is alive (and where it is), end
+        as ``lost`` the runs of replicas whose heartbeat is older than ``replica_timeout``,
+        and deliver the cancels other replicas recorded for runs of this one.
+
+        After the store could not be reached, the other replicas' heartbeats are as old as the
+        outage although they may be alive: their runs are judged only once the store has
+        answered this replica for ``replica_timeout`` again (they have beaten by then)."""
+        try:
+            await self.store.heartbeat(self.replica, advertise_url)
+        except ServiceUnavailableError:
+            self._store_back_at = None
+            raise
+        now = time.monotonic()
+        if self._store_back_at is None:
+            self._store_back_at = now
+        if now - self._store_back_at >= replica_timeout.total_seconds():
+            lost = await self.store.mark_lost_of_dead_replicas(replica_timeout, LOST_MESSAGE)
+            for record in lost:
+                log.warning("run %s of replica %s, which stopped answering: lost", record.id,
+                            record.replica)  # fmt: skip
+        for run_id in await self.store.cancel_requests(self.replica):
+            cancel = self._cancels.get(run_id)
+            if cancel is not None and not cancel.is_set():
+                log.info("run %s: cancel requested through another replica", run_id)
+                cancel.set()
+
     async def prune(self, retention: dt.timedelta) -> list[str]:
         """Delete the records of runs that finished longer than ``retention`` ago."""
+        await self.settled()
         pruned = await self.store.prune(dt.datetime.now(dt.timezone.utc) - retention)
         for run_id in pruned:
             await self._remove_logs(run_id)
@@ -279,12 +356,14 @@ class RunService:
 
     async def refresh_counts(self) -> None:
         """Bring the ``wtrunner_runs`` gauge up to date with the store."""
+        await self.settled()
         counts = await self.store.counts_by_state()
         for state in RunState:
             self.metrics.runs_by_state.labels(state.value).set(counts.get(state, 0))
 
     async def forget(self, run_id: str) -> None:
         """Delete a finished run's record and whatever it kept under ``<cache>/runs/<id>``."""
+        await self._settled(run_id)
         await self.store.delete(run_id)
         await self._remove_logs(run_id)
 
@@ -293,10 +372,15 @@ class RunService:
         await anyio.to_thread.run_sync(shutil.rmtree, kept, True)
 
     async def aclose(self) -> None:
-        """Wait for background runs (server shutdown: they are cancelled by then)."""
+        """Cancel the background runs and wait for them, then for the final writes of the
+        runs that ended (server shutdown: they are recorded before the store closes)."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.settled()
+        for task in list(self._unrecorded):  # the store is away: the next start marks them lost
+            task.cancel()
+        await asyncio.gather(*self._unrecorded, return_exceptions=True)
 
     async def _traced(
         self,
@@ -316,26 +400,38 @@ class RunService:
             set_status_on_exception=False,
         ) as span:  # fmt: skip
             event = {"wtrunner.package": request.package_name, "wtrunner.run_id": request.run_id}
-            try:
-                existing = await self._existing(request)
-                if existing is None:
-                    prepared = await self._prepare(request, max_wait)
-                    record, created = await self._claim(prepared, front_door)
-                else:
-                    record, created = existing, False
-            except BaseException as exc:
-                if accepted is not None and not accepted.done():
-                    accepted.set_exception(exc)
-                if isinstance(exc, WtrunnerError):
-                    span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": "rejected"})
-                    span.set_status(StatusCode.ERROR, "rejected")
-                    self.metrics.runs_finished.labels(label, "rejected").inc()
-                raise
-            if accepted is not None:
-                accepted.set_result((record, created))
-            if not created:
+            while True:
+                try:
+                    latest = await self._latest(request)
+                    existing = _repeated(request, latest)
+                    if existing is None:
+                        prepared = await self._prepare(request, max_wait)
+                        record, created = await self._claim(prepared, front_door, latest)
+                    else:
+                        record, created = existing, False
+                except BaseException as exc:
+                    if accepted is not None and not accepted.done():
+                        accepted.set_exception(exc)
+                    if isinstance(exc, WtrunnerError):
+                        span.add_event(
+                            "wtrunner.outcome", {**event, "wtrunner.outcome": "rejected"}
+                        )
+                        span.set_status(StatusCode.ERROR, "rejected")
+                        self.metrics.runs_finished.labels(label, "rejected").inc()
+                    raise
+                if accepted is not None:
+                    accepted.set_result((record, created))
+                if created:
+                    break
                 span.add_event("wtrunner.duplicate", {"wtrunner.run_id": record.id})
-                return await self._outcome_of(record, accepted is None)
+                outcome = await self._outcome_of(record, accepted is None)
+                if accepted is not None or outcome.kind is not OutcomeKind.LOST:
+                    return outcome
+                # the run this copy waited for was lost with its replica (a redelivered
+                # message, a client trying again): it has no verdict to share, so this copy is
+                # its next attempt
+                log.warning("run %s was lost while a copy waited for it: running it again",
+                            record.id)  # fmt: skip
             outcome = await self._execute(prepared)
             kind = outcome.kind.value
             span.add_event("wtrunner.outcome", {**event, "wtrunner.outcome": kind})
@@ -364,32 +460,34 @@ class RunService:
             prepared.before = await self.results.marker(request.results_url)
         return prepared
 
-    async def _existing(self, request: RunRequest) -> RunRecord | None:
-        """The run ``request`` repeats: in flight or succeeded under the same key (nothing new
-        starts); None when it is new or the last attempt ended otherwise. The same key for
-        another request is a 409."""
+    async def _latest(self, request: RunRequest) -> RunRecord | None:
+        """The newest attempt recorded under the request's key (None: no key, or none yet)."""
         if request.idempotency_key is None:
             return None
-        latest = await self.store.find_latest(idempotency_key=request.idempotency_key)
-        return _repeated(request, latest)
+        ending = self._final_writes_by_key.get(request.idempotency_key)
+        if ending is not None:  # an attempt under this key ended here and is being written
+            await asyncio.wait({ending})
+        return await self.store.find_latest(idempotency_key=request.idempotency_key)
 
-    async def _claim(self, prepared: _Prepared, front_door: FrontDoor) -> tuple[RunRecord, bool]:
-        """Record the run as the next attempt under its key, atomically: the store refuses a
-        second record of the same (key, attempt), and whoever loses finds the winner's run."""
+    async def _claim(
+        self, prepared: _Prepared, front_door: FrontDoor, latest: RunRecord | None
+    ) -> tuple[RunRecord, bool]:
+        """Record the run as the attempt after ``latest`` under its key, atomically: the store
+        refuses a second record of the same (key, attempt), and whoever loses finds the
+        winner's run (in flight or succeeded: nothing new starts; the same key for another
+        request is a 409)."""
         request = prepared.request
-        for _ in range(CLAIM_TRIES):
-            attempt = 1
-            if request.idempotency_key is not None:
-                latest = await self.store.find_latest(idempotency_key=request.idempotency_key)
-                existing = _repeated(request, latest)
-                if existing is not None:
-                    return existing, False
-                if latest is not None:
-                    attempt = latest.attempt + 1
+        for tries in range(CLAIM_TRIES):
+            if tries:  # claimed at the same moment: look again
+                latest = await self._latest(request)
+            existing = _repeated(request, latest)
+            if existing is not None:
+                return existing, False
+            attempt = 1 if latest is None else latest.attempt + 1
             try:
                 return await self._record(prepared, front_door, attempt), True
             except DuplicateRun:
-                continue  # claimed at the same moment: look again
+                continue
         raise ServiceUnavailableError(f"run {request.run_id} could not be recorded: try again")
 
     async def _record(self, prepared: _Prepared, front_door: FrontDoor, attempt: int) -> RunRecord:
@@ -449,26 +547,71 @@ class RunService:
         try:
             outcome = await self._start_and_wait(prepared)
         except WtrunnerError as exc:
-            await self._end(prepared, RunOutcome(OutcomeKind.CRASH, error=str(exc.detail)))
+            self._end(prepared, RunOutcome(OutcomeKind.CRASH, error=str(exc.detail)))
             raise
         finally:
             self._cancels.pop(run_id, None)
-        await self._end(prepared, outcome)
+        self._end(prepared, outcome)
         return dataclasses.replace(outcome, run_id=run_id)
 
-    async def _end(self, prepared: _Prepared, outcome: RunOutcome) -> None:
+    def _end(self, prepared: _Prepared, outcome: RunOutcome) -> None:
+        """Record how the run ended, in the background: the outcome goes to whoever waits
+        for it at once; reads of the run through this service wait for the write."""
+        run_id, key = prepared.request.run_id, prepared.request.idempotency_key
+        write = asyncio.get_running_loop().create_task(self._record_end(run_id, outcome))
+        self._final_writes[run_id] = write
+        if key is not None:
+            self._final_writes_by_key[key] = write
+
+        def written(_: object) -> None:
+            del self._final_writes[run_id]
+            if key is not None and self._final_writes_by_key.get(key) is write:
+                del self._final_writes_by_key[key]
+
+        write.add_done_callback(written)
+
+    async def _record_end(self, run_id: str, outcome: RunOutcome) -> None:
         state = STATE_OF_KIND[outcome.kind]
         fields: dict[str, object] = {"outcome": _outcome_record(outcome)}
         if outcome.job_name:
             fields["job_name"] = outcome.job_name
-        run_id = prepared.request.run_id
         try:
             await self.store.transition(run_id, state, **fields)
         except InvalidTransition as exc:  # e.g. cancelled from elsewhere meanwhile
             log.info("run %s kept its state: %s", run_id, exc)
-        ended = self._ended.pop(run_id, None)
-        if ended is not None:
-            ended.set()
+        except ServiceUnavailableError as exc:
+            log.warning("could not record how run %s ended (%s) yet: %s; trying again until "
+                        "the run store answers", run_id, state.value, exc)  # fmt: skip
+            task = asyncio.get_running_loop().create_task(self._rerecord_end(run_id, state, fields))
+            self._unrecorded.add(task)
+            task.add_done_callback(self._unrecorded.discard)
+        except Exception:
+            # the run stays unfinished in the store; the next start of this replica (or a
+            # peer, once its heartbeat is gone) marks it lost
+            log.exception("could not record how run %s ended (%s)", run_id, state.value)
+        finally:
+            ended = self._ended.pop(run_id, None)
+            if ended is not None:
+                ended.set()
+
+    async def _rerecord_end(self, run_id: str, state: RunState, fields: dict[str, object]) -> None:
+        """Record how the run ended once the run store answers again (with backoff, at least
+        every heartbeat): until then it stays unfinished there, and its replica is alive, so no
+        other replica marks it lost."""
+        retry = Backoff(first=0.5, maximum=self.context.settings.heartbeat_seconds)
+        while True:
+            await asyncio.sleep(retry.next_delay())
+            try:
+                await self.store.transition(run_id, state, **fields)
+            except ServiceUnavailableError:
+                continue
+            except InvalidTransition as exc:
+                log.info("run %s kept its state: %s", run_id, exc)
+            except Exception:
+                log.exception("could not record how run %s ended (%s)", run_id, state.value)
+            else:
+                log.info("recorded how run %s ended (%s) after all", run_id, state.value)
+            return
 
     async def _start_and_wait(self, prepared: _Prepared) -> RunOutcome:
         request, invoker = prepared.request, prepared.invoker

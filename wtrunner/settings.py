@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import socket
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
 MIB = 1024**2
+# made once per process: the default replica id of this start (a restart is a new replica)
+START_NONCE = secrets.token_hex(3)
 
 # The earlier implementation sent Cloud Batch jobs here when CLOUD_RUN_REGION was unset.
 DEFAULT_CLOUD_RUN_REGION = "us-central1"
@@ -127,6 +130,8 @@ class Settings(BaseSettings):
     database_url: Annotated[SecretStr, NoDecode] = Field(
         SecretStr(""), validation_alias=_env("WTRUNNER_DATABASE_URL")
     )
+    # connections to the run store's database this server keeps at most (no overflow)
+    database_pool_size: int = Field(5, ge=1, validation_alias=_env("WTRUNNER_DATABASE_POOL_SIZE"))
     run_log_max_bytes: int = Field(
         64 * MIB, ge=1024, validation_alias=_env("WTRUNNER_RUN_LOG_MAX_BYTES")
     )
@@ -134,9 +139,24 @@ class Settings(BaseSettings):
         30.0, gt=0, validation_alias=_env("WTRUNNER_RUN_RETENTION_DAYS")
     )
     replica_id: str = Field(
-        default_factory=socket.gethostname,
+        default_factory=lambda: f"{socket.gethostname()}-{START_NONCE}",
         min_length=1,
+        max_length=255,
         validation_alias=_env("WTRUNNER_REPLICA_ID"),
+    )
+    # Liveness of replicas sharing one run store: each writes a heartbeat; the runs of a
+    # replica whose heartbeat is older than the timeout become lost.
+    heartbeat_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("WTRUNNER_HEARTBEAT_SECONDS")
+    )
+    replica_timeout_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("WTRUNNER_REPLICA_TIMEOUT_SECONDS")
+    )
+    # How other replicas reach this one (logs of its runs): a URL, or a host or IP.
+    advertise_url: str = Field("", validation_alias=_env("WTRUNNER_ADVERTISE_URL"))
+    # How often a replica asks Cloud Batch how the jobs of its leased Batch runs are doing.
+    batch_poll_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("WTRUNNER_BATCH_POLL_SECONDS")
     )
 
     pubsub_subscription: str = Field("", validation_alias=_env("WTRUNNER_PUBSUB_SUBSCRIPTION"))
@@ -166,8 +186,13 @@ class Settings(BaseSettings):
     batch_no_external_ip: bool = Field(
         False, validation_alias=_env("WTRUNNER_BATCH_NO_EXTERNAL_IP")
     )
+    # Client-side limit on the job status look-ups (GetJob) of this server, per second.
+    batch_poll_rate: float = Field(
+        5.0, gt=0, allow_inf_nan=False, validation_alias=_env("WTRUNNER_BATCH_POLL_RATE")
+    )
 
     require_emulators: bool = Field(False, validation_alias=_env("WTRUNNER_REQUIRE_EMULATORS"))
+    require_postgres: bool = Field(False, validation_alias=_env("WTRUNNER_REQUIRE_POSTGRES"))
 
     # Names shared with the earlier implementation and its deployments.
     matchspec_override: str = Field(
@@ -196,6 +221,16 @@ class Settings(BaseSettings):
         """``WTRUNNER_DATABASE_URL``, or the embedded SQLite file ``<cache>/wtrunner.db``."""
         url = self.database_url.get_secret_value().strip()
         return url or f"sqlite:///{self.cache_dir / 'wtrunner.db'}"
+
+    @property
+    def effective_advertise_url(self) -> str:
+        """How other replicas reach this one: ``WTRUNNER_ADVERTISE_URL``; a bare host or IP
+        (a pod's ``status.podIP``) becomes ``http://HOST:<port>``; empty, the host name."""
+        advertised = self.advertise_url.strip().rstrip("/") or socket.gethostname()
+        if "://" in advertised:
+            return advertised
+        host = f"[{advertised}]" if ":" in advertised else advertised  # an IPv6 address
+        return f"http://{host}:{self.port}"
 
     @field_validator("otel_exporter", mode="before")
     @classmethod

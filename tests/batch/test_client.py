@@ -158,6 +158,7 @@ def test_batch_settings_defaults_and_variables(monkeypatch: pytest.MonkeyPatch) 
     assert defaults.batch_entrypoint_prefix == "pixi run -e default"
     assert not (defaults.batch_machine_type or defaults.batch_network or defaults.batch_subnetwork)
     assert defaults.batch_no_external_ip is False
+    assert defaults.batch_poll_rate == 5
     for variable, value in {
         "WTRUNNER_BATCH_CPU_MILLI": "2000",
         "WTRUNNER_BATCH_MEMORY_MIB": "4096",
@@ -165,6 +166,7 @@ def test_batch_settings_defaults_and_variables(monkeypatch: pytest.MonkeyPatch) 
         "WTRUNNER_BATCH_NETWORK": "global/networks/batch",
         "WTRUNNER_BATCH_SUBNETWORK": "regions/europe-west1/subnetworks/batch",
         "WTRUNNER_BATCH_NO_EXTERNAL_IP": "true",
+        "WTRUNNER_BATCH_POLL_RATE": "0.5",
     }.items():
         monkeypatch.setenv(variable, value)
     settings = load_settings()
@@ -173,6 +175,7 @@ def test_batch_settings_defaults_and_variables(monkeypatch: pytest.MonkeyPatch) 
     assert settings.batch_network == "global/networks/batch"
     assert settings.batch_subnetwork == "regions/europe-west1/subnetworks/batch"
     assert settings.batch_no_external_ip is True
+    assert settings.batch_poll_rate == 0.5
 
 
 @pytest.mark.parametrize(
@@ -182,6 +185,9 @@ def test_batch_settings_defaults_and_variables(monkeypatch: pytest.MonkeyPatch) 
         ("WTRUNNER_BATCH_MEMORY_MIB", "lots"),
         ("WTRUNNER_BATCH_NO_EXTERNAL_IP", "perhaps"),
         ("WTRUNNER_BATCH_ENTRYPOINT_PREFIX", "pixi run -e 'default"),
+        ("WTRUNNER_BATCH_POLL_RATE", "0"),
+        ("WTRUNNER_BATCH_POLL_RATE", "inf"),
+        ("WTRUNNER_BATCH_POLL_RATE", "fast"),
     ],
 )
 def test_invalid_batch_settings_stop_start_up_naming_them(

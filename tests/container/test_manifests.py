@@ -19,7 +19,7 @@ from tests.container.known import (
     settings_from,
     unknown_setting_names,
 )
-from tests.container.manifests import K8S, KUSTOMIZATIONS, Rendered
+from tests.container.manifests import K8S, KUSTOMIZATIONS, Rendered, render
 from wtrunner.settings import SettingsError, load_settings
 
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.I)
@@ -214,3 +214,30 @@ def test_only_the_pubsub_overlay_turns_the_consumer_on(
         assert hpa["spec"]["minReplicas"] >= 3
     elif rendered.name == "base":
         assert settings.pubsub_subscription == ""
+
+
+def test_every_replica_advertises_its_pod_ip_and_reads_the_shared_store_from_a_secret(
+    rendered: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {item["name"]: item for item in rendered.container.get("env", [])}
+    advertised = env["WTRUNNER_ADVERTISE_URL"]["valueFrom"]["fieldRef"]
+    assert advertised["fieldPath"] == "status.podIP"
+    reference = env["WTRUNNER_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert reference["optional"] is True, "the base runs without a database Secret (SQLite)"
+    monkeypatch.setattr("socket.gethostname", lambda: "unused")
+    settings = settings_from({**rendered.environment(), "WTRUNNER_ADVERTISE_URL": "10.4.0.7"},
+                             monkeypatch)  # fmt: skip
+    assert settings.effective_advertise_url == f"http://10.4.0.7:{settings.port}"
+
+
+def test_the_postgresql_overlay_reaches_cloud_sql_through_a_local_sidecar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [directory] = [path for path in KUSTOMIZATIONS if path.name == "postgresql"]
+    overlay = Rendered("overlays/postgresql", render(directory))
+    [proxy] = overlay.pod["initContainers"]
+    assert proxy["restartPolicy"] == "Always", "a native sidecar: up before wtrunner, down after"
+    assert "--address=127.0.0.1" in proxy["args"] and "--port=5432" in proxy["args"]
+    assert proxy["securityContext"]["runAsNonRoot"] is True
+    settings = settings_from(overlay.environment(), monkeypatch)
+    assert settings.database_pool_size >= 1

@@ -13,8 +13,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from ..errors import RequestValidationError
 from ..keys import RUNS, SETTINGS
 from ..run_states import InvalidTransition, RunState
-from ..runlogs import STREAMS, Stream, log_path, read_tail_lines
+from ..runlogs import STREAMS, Stream, log_path, logs_dir, read_tail_lines
 from ..runstore import RunRecord
+from .log_proxy import PROXIED_HEADER, proxy_logs
 from .parsing import parse_mapping
 
 MAX_WAIT_SECONDS = 60.0
@@ -93,14 +94,16 @@ async def get_run(request: web.Request) -> web.Response:
     runs = request.app[RUNS]
     if query.wait:
         return _record(await runs.wait_final(run_id, query.wait))
-    return _record(await runs.store.get(run_id))
+    return _record(await runs.get(run_id))
 
 
 async def list_runs(request: web.Request) -> web.Response:
     """``GET /runs``: recorded runs, newest first, filtered, a page at a time."""
     query = parse_mapping(request.query, RunListQuery, "query")
+    runs = request.app[RUNS]
+    await runs.settled()
     try:
-        page = await request.app[RUNS].store.list(
+        page = await runs.store.list(
             state=query.state, package=query.package, workflow_run_id=query.workflow_run_id,
             since=query.since, limit=query.limit, cursor=query.cursor,
         )  # fmt: skip
@@ -122,8 +125,11 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     run_id = _run_id(request)
     query = parse_mapping(request.query, LogsQuery, "query")
     runs = request.app[RUNS]
-    record = await runs.store.get(run_id)
+    record = await runs.get(run_id)
     cache_dir = request.app[SETTINGS].cache_dir
+    kept_here = await anyio.to_thread.run_sync(logs_dir(cache_dir, run_id).is_dir)
+    if not kept_here and record.replica != runs.replica and PROXIED_HEADER not in request.headers:
+        return await proxy_logs(request, runs.store, record)
     streams: tuple[Stream, ...] = STREAMS if query.stream == "both" else (query.stream,)
     paths = [log_path(cache_dir, run_id, stream) for stream in streams]
     if not query.follow:
@@ -192,7 +198,7 @@ async def delete_run(request: web.Request) -> web.Response:
     has not ended."""
     run_id = _run_id(request)
     runs = request.app[RUNS]
-    record = await runs.store.get(run_id)
+    record = await runs.get(run_id)
     if not record.state.final:
         raise InvalidTransition(f"run {run_id} is {record.state.value}: cancel it first")
     await runs.forget(run_id)

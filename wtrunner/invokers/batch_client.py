@@ -9,10 +9,17 @@ event loop. ``WTRUNNER_BATCH_ENDPOINT`` picks where it connects:
   no credentials are looked up at all);
 - ``https://host[:port]`` or ``host[:port]``: that endpoint over TLS, with ADC.
 
-Creating a job is retried on UNAVAILABLE and DEADLINE_EXCEEDED by google-api-core's
-``AsyncRetry`` (``SUBMIT_POLICY``: exponential backoff with jitter within a deadline) with the
-very same request, request id included, so Batch recognises a retry of a job it already created
-and no second job appears. Every other API error is final.
+Every call (creating, looking up and deleting a job) is retried on UNAVAILABLE and
+DEADLINE_EXCEEDED by google-api-core's ``AsyncRetry`` (``SUBMIT_POLICY``: exponential backoff with
+jitter within a deadline) with the very same request, request id included, so Batch recognises a
+retry of a job it already created (or a deletion it already started) and no second job appears.
+Every other API error is final: a :class:`BatchApiError` naming its gRPC status; still
+unavailable at the deadline: ServiceUnavailableError.
+
+Job look-ups (``GetJob``) go through a client-side rate limit, ``WTRUNNER_BATCH_POLL_RATE``
+calls a second per application (each retry counts), so following many jobs never bursts into
+Batch's quota. Deleting a job only starts the deletion (Batch finishes it asynchronously); a job
+that is gone already counts as deleted.
 """
 
 from __future__ import annotations
@@ -20,14 +27,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 
 from ..errors import ServiceUnavailableError, UpstreamError, WtrunnerError
 from ..gcp import import_gcp
+from ..ratelimit import RateLimiter
 from ..settings import Settings
 from .base import InvokerContext
 
@@ -36,6 +46,8 @@ log = logging.getLogger(__name__)
 FEATURE = "Cloud Batch"
 CLIENT_KEY = "CloudBatchInvoker"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+T = TypeVar("T")
 
 
 class BatchNotConfiguredError(WtrunnerError):
@@ -54,8 +66,9 @@ class BatchApiError(UpstreamError):
 
 @dataclass(frozen=True)
 class SubmitPolicy:
-    """How a job submission is retried: backoff from ``first_delay`` by ``multiplier`` up to
-    ``max_delay`` while ``deadline`` seconds last, each attempt within ``attempt_timeout``."""
+    """How a Batch API call (submission, look-up, deletion) is retried: backoff from
+    ``first_delay`` by ``multiplier`` up to ``max_delay`` while ``deadline`` seconds last, each
+    attempt within ``attempt_timeout``."""
 
     first_delay: float = 0.5
     multiplier: float = 2.0
@@ -105,9 +118,18 @@ def parse_endpoint(value: str) -> Endpoint:
 class BatchClient:
     """One long-lived ``BatchServiceAsyncClient``, created on first use; see the module doc."""
 
-    def __init__(self, settings: Settings, policy: SubmitPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: SubmitPolicy | None = None,
+        *,
+        poll_limiter: RateLimiter | None = None,
+    ) -> None:
         self.settings = settings
         self.policy = policy if policy is not None else SUBMIT_POLICY
+        self.poll_limiter = (
+            poll_limiter if poll_limiter is not None else RateLimiter(settings.batch_poll_rate)
+        )
         self._client: Any = None
         self._lock = asyncio.Lock()
 
@@ -152,16 +174,71 @@ class BatchClient:
         Raises BatchApiError (502) when the API refuses it, ServiceUnavailableError (503)
         when it stayed unavailable until the policy's deadline.
         """
+        client = await self.client()
+        timeout = self.policy.attempt_timeout
+
+        async def attempt() -> Any:
+            return await client.create_job(request=request, retry=None, timeout=timeout)
+
+        return await self._call(f"job {request.job_id}", attempt)
+
+    async def get_job(self, name: str) -> Any:
+        """The ``Job`` named ``name`` (``projects/P/locations/R/jobs/ID``), status included.
+
+        Each attempt waits for the poll rate limit first. Raises BatchApiError (code
+        ``NOT_FOUND`` once the job is gone), ServiceUnavailableError as :meth:`create_job`.
+        """
+        batch = import_gcp("google.cloud.batch_v1", FEATURE)
+        client = await self.client()
+        request = batch.GetJobRequest(name=name)
+        timeout = self.policy.attempt_timeout
+
+        async def attempt() -> Any:
+            await self.poll_limiter.acquire()
+            return await client.get_job(request=request, retry=None, timeout=timeout)
+
+        return await self._call(f"GetJob {name}", attempt)
+
+    async def delete_job(self, name: str) -> bool:
+        """Start deleting the job named ``name``, which stops it if it runs; whether Batch took
+        the deletion (False: the job was gone already, which counts as deleted too).
+
+        Batch deletes asynchronously: the job may still be seen, ``DELETION_IN_PROGRESS``, for a
+        while; its long-running operation is not waited for. Every attempt sends the same
+        request id. Errors as :meth:`get_job`, NOT_FOUND excepted.
+        """
+        batch = import_gcp("google.cloud.batch_v1", FEATURE)
+        client = await self.client()
+        request = batch.DeleteJobRequest(name=name, request_id=str(uuid.uuid4()))
+        timeout = self.policy.attempt_timeout
+
+        async def attempt() -> Any:
+            return await client.delete_job(request=request, retry=None, timeout=timeout)
+
+        try:
+            operation = await self._call(f"DeleteJob {name}", attempt)
+        except BatchApiError as exc:
+            if exc.code == "NOT_FOUND":
+                log.info("Cloud Batch job %s is gone already: nothing to delete", name)
+                return False
+            raise
+        log.info("deleting Cloud Batch job %s (operation %s)", name, operation.operation.name)
+        return True
+
+    async def _call(self, subject: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, retried by the policy on transient errors; errors as create_job's.
+
+        ``subject`` names the call in messages and logs (``job ID``, ``GetJob NAME``).
+        """
         exceptions = import_gcp("google.api_core.exceptions", FEATURE)
         retry_async = import_gcp("google.api_core.retry_async", FEATURE)
-        client = await self.client()
         attempts = 0
 
         def on_error(exc: Exception) -> None:
             nonlocal attempts
             attempts += 1
-            log.warning("Cloud Batch job %s, attempt %d: %s; retrying",
-                        request.job_id, attempts, describe(exc))  # fmt: skip
+            log.warning("Cloud Batch %s, attempt %d: %s; retrying",
+                        subject, attempts, describe(exc))  # fmt: skip
 
         policy = self.policy
         retry = retry_async.AsyncRetry(
@@ -175,9 +252,7 @@ class BatchClient:
             on_error=on_error,
         )
         try:
-            return await client.create_job(
-                request=request, retry=retry, timeout=policy.attempt_timeout
-            )
+            result: T = await retry(attempt)()
         except exceptions.RetryError as exc:
             cause = exc.cause
             reason = (
@@ -186,14 +261,14 @@ class BatchClient:
                 else str(cause or exc)
             )
             raise ServiceUnavailableError(
-                f"the Cloud Batch API was not available for job {request.job_id} "
+                f"the Cloud Batch API was not available for {subject} "
                 f"(tried {attempts} times): {reason}"
             ) from None
         except exceptions.GoogleAPICallError as exc:
             raise BatchApiError(
-                f"the Cloud Batch API refused job {request.job_id}: {describe(exc)}",
-                status_name(exc),
+                f"the Cloud Batch API refused {subject}: {describe(exc)}", status_name(exc)
             ) from None
+        return result
 
     async def close(self) -> None:
         """Close the client's channel (at application shutdown)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .records import (
     FrontDoor,
     NewRun,
+    ReplicaRecord,
     ResolvedPackage,
     RunChanges,
     RunOutcomeRecord,
@@ -21,6 +22,7 @@ __all__ = [
     "database_url",
     "FrontDoor",
     "NewRun",
+    "ReplicaRecord",
     "ResolvedPackage",
     "RunChanges",
     "RunOutcomeRecord",

@@ -69,6 +69,10 @@ class RunRecord(BaseModel):
     )
     cancel_requested: bool = False
     client: str | None = None
+    lease_owner: str | None = Field(
+        None, description="the replica that follows this Cloud Batch run until lease_expires_at"
+    )
+    lease_expires_at: datetime | None = None
 
 
 class NewRun(BaseModel):
@@ -110,3 +114,12 @@ class RunChanges(BaseModel):
     pgid: int | None = None
     cancel_requested: bool = False
     attempt: int = Field(1, ge=1)
+
+
+class ReplicaRecord(BaseModel):
+    """A replica of the server as it last reported itself (see :meth:`RunStore.heartbeat`)."""
+
+    id: str
+    advertise_url: str | None = None
+    started_at: datetime
+    heartbeat_at: datetime

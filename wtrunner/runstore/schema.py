@@ -1,4 +1,5 @@
-"""The ``runs`` table (SQLAlchemy Core), portable between SQLite and PostgreSQL.
+"""The ``runs`` and ``replicas`` tables (SQLAlchemy Core), portable between SQLite and
+PostgreSQL.
 
 The migrations in ``migrations/versions`` create it; this description is what the store queries
 and must stay equal to what they create (a test compares them).
@@ -88,6 +89,9 @@ runs = Table(
     Column("request_hash", String(128), nullable=False, server_default=""),
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
     Column("client", String(255), nullable=True),
+    # the Batch reconciler's lease: the replica that follows this Cloud Batch run, and until when
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
     Index("ix_runs_created_at_id", "created_at", "id"),
     Index("ix_runs_state_created_at_id", "state", "created_at", "id"),
     Index("ix_runs_package_created_at_id", "package", "created_at", "id"),
@@ -102,4 +106,16 @@ runs = Table(
         sqlite_where=text("idempotency_key IS NOT NULL"),
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
+)
+
+# Every replica of the server, as it last reported itself: a replica whose heartbeat stops is
+# dead, and another one ends its runs as ``lost``.
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("advertise_url", Text, nullable=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+    Index("ix_replicas_heartbeat_at", "heartbeat_at"),
 )

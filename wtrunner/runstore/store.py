@@ -1,13 +1,21 @@
 """The durable run store: run records in a SQL database through SQLAlchemy 2 (async).
 
 The embedded default is a SQLite file (aiosqlite, WAL journal, a busy timeout on every
-connection); the schema is kept to what PostgreSQL takes too. :meth:`RunStore.open` brings
-the schema to the newest Alembic revision before anything else touches it.
+connection); PostgreSQL (asyncpg) serves several replicas from one database. Either way the
+pool is bounded (``pool_size`` connections, no overflow): a request that gets no connection
+within the pool timeout, like one that cannot reach the database, is a 503. On PostgreSQL each
+connection is pinged before use, so the pool recovers by itself once the server is back.
+
+:meth:`RunStore.open` brings the schema to the newest Alembic revision before anything else
+touches it; on PostgreSQL the migration transaction first takes an advisory lock, so replicas
+starting together migrate one after the other.
 
 On SQLite every transaction that writes begins with ``BEGIN IMMEDIATE``: it takes the write
 lock first (waiting up to the busy timeout), so a read followed by a write in one transaction
-never fails on a snapshot another writer made stale. State changes are conditional updates
-(``WHERE id = ? AND state = <the state read>``), race-safe on PostgreSQL too.
+never fails on a snapshot another writer made stale. A state change is one conditional update
+(``WHERE id = ? AND state IN <the states it may come from>``), race-safe on PostgreSQL too;
+statements that take several runs at once (leases, runs of dead replicas) lock them with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent callers never take the same run.
 """
 
 from __future__ import annotations
@@ -28,21 +36,47 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Select, delete, event, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Row, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from ..errors import ServiceUnavailableError, WtrunnerError
-from ..run_states import FINAL_STATES, InvalidTransition, RunState, check_transition
+from ..run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState, check_transition
 from ..text import first_line
-from .records import NewRun, RunChanges, RunOutcomeRecord, RunPage, RunRecord
-from .schema import runs
+from .records import NewRun, ReplicaRecord, RunChanges, RunOutcomeRecord, RunPage, RunRecord
+from .schema import replicas, runs
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_LIST_LIMIT = 500
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+POOL_TIMEOUT_SECONDS = 10.0
+"""How long a query waits for a free pooled connection before it is a 503."""
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10.0
+"""How long asyncpg tries to open one connection (its own default is a minute)."""
+MIGRATION_LOCK_KEY = int.from_bytes(b"wtrunner", "big")
+"""The PostgreSQL advisory lock (a fixed 64-bit key) held while one replica migrates."""
 # the execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE
 _SQLITE_BEGIN = "wtrunner_sqlite_begin"
 _UPDATABLE = frozenset(RunChanges.model_fields)
@@ -50,6 +84,20 @@ _UNFINISHED = [state.value for state in RunState if not state.final]
 _FINAL = [state.value for state in FINAL_STATES]
 _PRUNE_CHUNK = 500
 _ORDER = (runs.c.created_at.desc(), runs.c.id.desc())
+_OLDEST_FIRST = (runs.c.created_at, runs.c.id)
+# for each state, the states a run may enter it from (the conditional update's IN list)
+_SOURCES = {
+    new: [old.value for old, targets in TRANSITIONS.items() if new in targets] for new in RunState
+}
+# a run of a dead replica in one of these is lost; a submitted one goes on in Cloud Batch
+_LOST_WITH_REPLICA = [
+    state for state in _SOURCES[RunState.LOST] if state != RunState.SUBMITTED.value
+]
+_LEASABLE = [RunState.SUBMITTED.value, RunState.RUNNING.value]
+# SQLSTATE prefixes of a database that cannot be used right now: a connection exception (08),
+# insufficient resources such as too many connections (53), a server shutting down or starting
+# up (57P01 to 57P03)
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 
 
 class RunNotFound(WtrunnerError):
@@ -97,16 +145,33 @@ class RunStore:
         self._writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 5) -> RunStore:
-        """Open the store at ``url`` (see :func:`database_url`) and migrate it to the newest
-        revision; a SQLite file's directory is created. Opening an up-to-date store again
-        changes nothing."""
+    async def open(
+        cls, url: str, *, pool_size: int = 5, pool_timeout: float = POOL_TIMEOUT_SECONDS
+    ) -> RunStore:
+        """Open the store at ``url`` (see :func:`database_url`) with at most ``pool_size``
+        connections and migrate it to the newest revision; a SQLite file's directory is
+        created. Opening an up-to-date store again changes nothing, and so does opening one
+        PostgreSQL database from several replicas at once (they migrate one at a time).
+
+        A query that gets no connection within ``pool_timeout`` seconds is a 503."""
         parsed = database_url(url)
-        sqlite = parsed.get_backend_name() == "sqlite"
-        if sqlite and parsed.database and not parsed.database.startswith("file:"):
+        is_sqlite = parsed.get_backend_name() == "sqlite"
+        if is_sqlite and parsed.database and not parsed.database.startswith("file:"):
             await asyncio.to_thread(_make_parent, parsed.database)
-        engine = create_async_engine(parsed, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size)
-        if sqlite:
+        connect_args: dict[str, Any] = {}
+        if parsed.get_driver_name() == "asyncpg":
+            connect_args["timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+        engine = create_async_engine(
+            parsed,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=pool_timeout,
+            # a connection the server dropped is replaced at checkout instead of failing a query
+            pool_pre_ping=not is_sqlite,
+            connect_args=connect_args,
+        )
+        if is_sqlite:
             _configure_sqlite(engine)
         store = cls(engine)
         try:
@@ -194,38 +259,45 @@ class RunStore:
         entering a final state sets ``finished_at`` to now unless given.
         """
         new_state = RunState(state)
-        changes = _changes(fields)
-        # Each retry follows another writer's change; states only move forward, so a run
-        # reaches a final state (where check_transition refuses) within len(RunState) tries.
+        values = {**_changes(fields), "state": new_state.value}
+        now = _now()
+        if new_state is RunState.RUNNING and values.get("started_at") is None:
+            values["started_at"] = now
+        if new_state.final and values.get("finished_at") is None:
+            values["finished_at"] = now
+        changing = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.state.in_(_SOURCES[new_state]))
+            .values(values)
+            .returning(*runs.c)
+        )
+        # One statement changes the run if its state allows it. Only when it changed nothing
+        # is the state read, to say why. On PostgreSQL that read may see a state another
+        # writer set after the update looked: if it allows the change, the update is tried
+        # again. States only move forward, so a run reaches a final state (where
+        # check_transition refuses) within len(RunState) tries.
         for _ in range(len(RunState) + 1):
             async with self._write() as conn:
-                old = await _state_of(conn, run_id)
-                check_transition(run_id, old, new_state)
-                values = {**changes, "state": new_state.value}
-                now = _now()
-                if new_state is RunState.RUNNING and values.get("started_at") is None:
-                    values["started_at"] = now
-                if new_state.final and values.get("finished_at") is None:
-                    values["finished_at"] = now
-                result = await conn.execute(
-                    update(runs)
-                    .where(runs.c.id == run_id, runs.c.state == old.value)
-                    .values(values)
-                )
-                if result.rowcount == 1:
-                    return await _get(conn, run_id)
+                row = (await conn.execute(changing)).first()
+                if row is not None:
+                    return _record(row)
+                check_transition(run_id, await _state_of(conn, run_id), new_state)
         raise InvalidTransition(f"run {run_id} kept changing; it did not become {new_state.value}")
 
     async def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Set ``fields`` (those :class:`RunChanges` names) without changing the state; the
         record afterwards. RunNotFound if there is no such run."""
         changes = _changes(fields)
+        if not changes:
+            return await self.get(run_id)
         async with self._write() as conn:
-            if changes:
-                result = await conn.execute(update(runs).where(runs.c.id == run_id).values(changes))
-                if result.rowcount != 1:
-                    raise RunNotFound(f"no run {run_id}")
-            return await _get(conn, run_id)
+            result = await conn.execute(
+                update(runs).where(runs.c.id == run_id).values(changes).returning(*runs.c)
+            )
+            row = result.first()
+        if row is None:
+            raise RunNotFound(f"no run {run_id}")
+        return _record(row)
 
     async def list(
         self,
@@ -342,6 +414,115 @@ class RunStore:
                     counts[known[value]] = count
         return counts
 
+    # ---- replicas: heartbeats, runs of dead replicas, cancellations, Batch leases ----------
+
+    async def heartbeat(self, replica: str, advertise_url: str | None) -> None:
+        """Record that ``replica`` is alive now (and where other replicas reach it): its row is
+        created on its first heartbeat (``started_at``) and updated on the next ones."""
+        now = _now()
+        dialect = self._engine.dialect.name
+        if dialect == "postgresql":
+            upsert: Any = postgresql.insert(replicas)
+        elif dialect == "sqlite":
+            upsert = sqlite.insert(replicas)
+        else:
+            raise NotImplementedError(f"heartbeats need SQLite or PostgreSQL, not {dialect}")
+        upsert = upsert.values(
+            id=replica, advertise_url=advertise_url, started_at=now, heartbeat_at=now
+        )
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[replicas.c.id],
+            set_={
+                "advertise_url": upsert.excluded.advertise_url,
+                "heartbeat_at": upsert.excluded.heartbeat_at,
+            },
+        )
+        async with self._write() as conn:
+            await conn.execute(upsert)
+
+    async def replica(self, replica_id: str) -> ReplicaRecord | None:
+        """The replica's last heartbeat; None if it has none (never, or forgotten)."""
+        async with self._read() as conn:
+            result = await conn.execute(select(replicas).where(replicas.c.id == replica_id))
+            row = result.first()
+        return None if row is None else ReplicaRecord.model_validate(row._asdict())
+
+    async def mark_lost_of_dead_replicas(
+        self, timeout: dt.timedelta, error: str
+    ) -> builtins.list[RunRecord]:
+        """End as ``lost`` (outcome kind ``lost`` with ``error``) every unfinished run whose
+        replica is dead: its last heartbeat is older than ``timeout``, or it has no heartbeat
+        at all and the run was created more than ``timeout`` ago. Their records, oldest first.
+
+        A ``submitted`` run goes on in Cloud Batch without its replica: it is not lost. Replicas
+        may call this at once: each run is ended by one of them, and a run that ends meanwhile
+        keeps its state.
+        """
+        now = _now()
+        cutoff = now - timeout
+        heartbeat = select(replicas.c.id).where(replicas.c.id == runs.c.replica)
+        dead = or_(
+            heartbeat.where(replicas.c.heartbeat_at < cutoff).exists(),
+            and_(~heartbeat.exists(), runs.c.created_at < cutoff),
+        )
+        outcome = RunOutcomeRecord(kind="lost", error=error).model_dump(mode="json")
+        values = {"state": RunState.LOST.value, "outcome": outcome, "finished_at": now}
+        async with self._write() as conn:
+            ids = await _lock_ids(
+                conn, select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), dead)
+            )
+            return await _update_ids(conn, ids, values)
+
+    async def cancel_requests(self, replica: str) -> builtins.list[str]:
+        """The ids of the unfinished runs of ``replica`` that a client asked to cancel (a
+        cancellation that came in through another replica), oldest first."""
+        # the index on (replica, state) keeps this to the replica's few unfinished runs
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.replica == replica,
+                runs.c.state.in_(_UNFINISHED),
+                runs.c.cancel_requested.is_(True),
+            )
+            .order_by(*_OLDEST_FIRST)
+        )
+        async with self._read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def lease_batch_runs(
+        self, replica: str, limit: int, lease: dt.timedelta
+    ) -> builtins.list[RunRecord]:
+        """Take the lease of up to ``limit`` Cloud Batch runs (a job name, ``submitted`` or
+        ``running``), oldest first, whose lease is free (none, expired, or ``replica``'s own)
+        for ``lease`` from now; their records. Replicas calling this at once never get the same
+        run. A limit below 1 or a lease that is not positive is a ValueError."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if lease <= dt.timedelta(0):
+            raise ValueError(f"the lease must be positive, not {lease}")
+        now = _now()
+        free = select(runs.c.id).where(
+            runs.c.job_name.is_not(None),
+            runs.c.state.in_(_LEASABLE),
+            or_(
+                runs.c.lease_expires_at.is_(None),
+                runs.c.lease_expires_at <= now,
+                runs.c.lease_owner == replica,
+            ),
+        )
+        values = {"lease_owner": replica, "lease_expires_at": now + lease}
+        async with self._write() as conn:
+            ids = await _lock_ids(conn, free.limit(limit))
+            return await _update_ids(conn, ids, values)
+
+    async def forget_replicas(self, heartbeat_before: dt.datetime) -> int:
+        """Delete the replicas whose last heartbeat is older than ``heartbeat_before``; how
+        many. A naive datetime is a ValueError."""
+        before = _aware(heartbeat_before, "heartbeat_before")
+        async with self._write() as conn:
+            result = await conn.execute(delete(replicas).where(replicas.c.heartbeat_at < before))
+        return result.rowcount
+
     async def _select(self, query: Select[Any]) -> builtins.list[RunRecord]:
         async with self._read() as conn:
             result = await conn.execute(query)
@@ -350,11 +531,47 @@ class RunStore:
 
 @contextlib.contextmanager
 def _unavailable_as_503() -> Iterator[None]:
+    """Turn a database that cannot be reached or used right now into a 503; other errors (a
+    wrong statement, a constraint) pass unchanged."""
     try:
         yield
-    except (OperationalError, InterfaceError) as exc:
-        reason = first_line(str(exc.orig) if exc.orig is not None else str(exc))
+    except PoolTimeoutError:
+        raise ServiceUnavailableError(
+            "the run store cannot be used right now: every database connection is in use"
+        ) from None
+    except Exception as exc:
+        if not _unavailable(exc):
+            raise
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        reason = first_line(str(cause)) or type(cause).__name__
         raise ServiceUnavailableError(f"the run store cannot be used right now: {reason}") from None
+
+
+def _unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says that the database cannot be reached or used right now.
+
+    SQLAlchemy wraps what the driver raises during a query: OperationalError and
+    InterfaceError (SQLite busy, a connection gone), or another DBAPIError whose connection it
+    found dead. While a connection is opened, asyncpg's errors may come as they are (some
+    SQLAlchemy versions wrap them, some not): OSError (refused, reset), TimeoutError, or a
+    server error whose SQLSTATE says unavailable (too many connections, starting up, shutting
+    down).
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        # the driver's error as SQLAlchemy's adapter gives it, and asyncpg's own beneath it
+        orig = exc.orig
+        candidates = [orig, orig.__cause__ if orig is not None else None]
+    else:
+        candidates = [exc]
+    for candidate in candidates:
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return False
 
 
 def encode_cursor(created_at: dt.datetime, run_id: str) -> str:
@@ -417,6 +634,10 @@ def _make_parent(database: str) -> None:
 
 
 def _upgrade_to_head(connection: Connection) -> None:
+    """Migrate to the newest revision in the connection's transaction; on PostgreSQL one
+    replica at a time (the advisory lock is released when the transaction ends)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = connection
@@ -441,6 +662,31 @@ async def _state_of(conn: AsyncConnection, run_id: str) -> RunState:
 
 def _record(row: Row[Any]) -> RunRecord:
     return RunRecord.model_validate(row._asdict())
+
+
+async def _lock_ids(conn: AsyncConnection, query: Select[Any]) -> builtins.list[str]:
+    """The run ids ``query`` selects, oldest first, locked until the transaction ends.
+
+    On PostgreSQL rows another transaction has locked are skipped (``FOR UPDATE SKIP
+    LOCKED``): concurrent callers take different runs and never wait on each other. SQLite
+    has no row locks; its write transaction (BEGIN IMMEDIATE) already lets one writer in.
+    """
+    locking = query.order_by(*_OLDEST_FIRST).with_for_update(skip_locked=True)
+    return list((await conn.execute(locking)).scalars())
+
+
+async def _update_ids(
+    conn: AsyncConnection, ids: builtins.list[str], values: Mapping[str, Any]
+) -> builtins.list[RunRecord]:
+    """Set ``values`` on the runs ``ids``; their records in the order of ``ids``."""
+    changed: dict[str, RunRecord] = {}
+    for start in range(0, len(ids), _PRUNE_CHUNK):
+        chunk = ids[start : start + _PRUNE_CHUNK]
+        result = await conn.execute(
+            update(runs).where(runs.c.id.in_(chunk)).values(values).returning(*runs.c)
+        )
+        changed.update((record.id, record) for record in map(_record, result))
+    return [changed[run_id] for run_id in ids]
 
 
 def _changes(fields: Mapping[str, Any]) -> dict[str, Any]:
