@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -50,8 +51,11 @@ async def fill(store: RunStore, count: int) -> None:
                     "client": None,
                 }
             )  # fmt: skip
-        async with store.engine.begin() as conn:
-            await conn.execute(insert(runs_table), rows)
+        await store.run_sync(functools.partial(_insert_all, rows))
+
+
+def _insert_all(rows: list[dict[str, Any]], conn: Any) -> None:
+    conn.execute(insert(runs_table), rows)
 
 
 async def timed(action: Any, repeat: int) -> list[float]:
@@ -80,7 +84,7 @@ async def measure(directory: Path, count: int, repeat: int) -> dict[str, Any]:
             "list 100 failed runs": await timed(
                 lambda: store.list(state=RunState.FAILED, limit=100), repeat
             ),
-            "get one run": await timed(lambda: store.get("run-00050000"), repeat),
+            "get one run": await timed(lambda: store.get(f"run-{count // 2:08d}"), repeat),
         }
         writes = []
         for index in range(repeat):

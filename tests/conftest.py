@@ -28,7 +28,7 @@ from tests.helpers import (
     LiveServer,
     SettingsFactory,
 )
-from tests.postgres import fresh_database
+from tests.postgres import fresh_database, fresh_schema, session_database
 from tests.processes import start_server
 from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
@@ -112,17 +112,36 @@ async def subscription(pubsub_emulator: Emulator, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh, empty database on the PostgreSQL server of the tests, dropped afterwards
-    (skipped, or failed with WTRUNNER_REQUIRE_POSTGRES=1, when the server is not reachable)."""
+    (skipped, or failed with WTRUNNER_REQUIRE_POSTGRES=1, when the server is not reachable).
+    Creating one takes a few hundred milliseconds: a test that only needs a fresh store takes
+    ``postgres_store_url``."""
     async with fresh_database() as url:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of the session on the PostgreSQL server of the tests, which holds the stores
+    of ``postgres_store_url``; dropped at the end."""
+    with session_database() as name:
+        yield name
+
+
+@pytest.fixture
+async def postgres_store_url(postgres_database: str) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL run store: a new role and its own schema in the database of
+    the session (see tests.postgres.fresh_schema), dropped afterwards."""
+    async with fresh_schema(postgres_database) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a fresh run store: a new SQLite file, or a new PostgreSQL database."""
+    """The URL of a fresh run store: a new SQLite file, or a new schema in PostgreSQL (marked
+    slow: only the full suite runs it)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'wtrunner.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue("postgres_store_url")
     return url
 
 

@@ -1,8 +1,10 @@
-"""The PostgreSQL server the run store's tests use: a fresh database per test, and a TCP relay
-that plays the server going away and coming back.
+"""The PostgreSQL server the run store's tests use: a fresh schema per test in a database of the
+session (cheap), a fresh database for the tests that need one, and a TCP relay that plays the
+server going away and coming back.
 
-The server is the one on 127.0.0.1:5432 (user ``postgres``, no password). When it cannot be
-reached a test that needs it is skipped, or failed with ``WTRUNNER_REQUIRE_POSTGRES=1`` (CI).
+The server is the one on 127.0.0.1:5432 (user ``postgres``, no password, trusted). When it cannot
+be reached a test that needs it is skipped, or failed with ``WTRUNNER_REQUIRE_POSTGRES=1`` (CI).
+Every database and role made here is named ``wtrunner_test_<hex>``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
 from typing import NoReturn
 
 import asyncpg
@@ -26,9 +29,10 @@ ADMIN_DATABASE = "postgres"
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def url(database: str, port: int = PORT) -> str:
-    """The run store URL of ``database`` on the test server (or through a relay's ``port``)."""
-    return f"postgresql://{USER}@{HOST}:{port}/{database}"
+def url(database: str, port: int = PORT, *, user: str = USER) -> str:
+    """The run store URL of ``database`` on the test server (or through a relay's ``port``),
+    connecting as ``user``."""
+    return f"postgresql://{user}@{HOST}:{port}/{database}"
 
 
 def missing(reason: str) -> NoReturn:
@@ -43,14 +47,26 @@ def database_of(database_url: str) -> str:
     return database_url.rsplit("/", 1)[1]
 
 
-async def connect(database: str = ADMIN_DATABASE) -> asyncpg.Connection:
+def user_of(database_url: str) -> str:
+    """The user (role) a URL :func:`url` made connects as."""
+    user = urllib.parse.urlsplit(database_url).username
+    assert user is not None, database_url
+    return user
+
+
+def _new_name() -> str:
+    return f"wtrunner_test_{secrets.token_hex(6)}"
+
+
+async def connect(database: str = ADMIN_DATABASE, *, user: str = USER) -> asyncpg.Connection:
     """A connection of its own to ``database`` on the test server (by default the ``postgres``
-    database, to create and drop others); skips or fails when the server is unreachable."""
+    database, to create and drop others) as ``user``; skips or fails when the server is
+    unreachable."""
     try:
         return await asyncpg.connect(
             host=HOST,
             port=PORT,
-            user=USER,
+            user=user,
             database=database,
             timeout=CONNECT_TIMEOUT_SECONDS,
         )
@@ -61,18 +77,73 @@ async def connect(database: str = ADMIN_DATABASE) -> asyncpg.Connection:
 @contextlib.asynccontextmanager
 async def fresh_database() -> AsyncIterator[str]:
     """A new, empty database for one test (its URL); dropped afterwards, connections and all."""
-    name = f"wtrunner_test_{secrets.token_hex(6)}"
+    name = await _create_database()
+    try:
+        yield url(name)
+    finally:
+        await _drop_database(name)
+
+
+async def _create_database() -> str:
+    name = _new_name()
     admin = await connect()
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    return name
+
+
+async def _drop_database(name: str) -> None:
+    admin = await connect()
     try:
-        yield url(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await connect()
+        await admin.close()
+
+
+@contextlib.contextmanager
+def session_database() -> Iterator[str]:
+    """A new database (its name) for many tests, each in a schema of its own (see
+    :func:`fresh_schema`); dropped afterwards. Creating a database takes a few hundred
+    milliseconds, a schema a few: this is what makes a fresh PostgreSQL store per test cheap."""
+    name = asyncio.run(_create_database())
+    try:
+        yield name
+    finally:
+        asyncio.run(_drop_database(name))
+
+
+@contextlib.asynccontextmanager
+async def fresh_schema(database: str) -> AsyncIterator[str]:
+    """A fresh, empty run store in ``database``, which other tests share: the URL of a new
+    role whose search_path is only its own new, empty schema. A store opened on that URL
+    creates and finds every table (``alembic_version`` too) in that schema, so it sees
+    nothing of the other tests' stores and they nothing of its. Afterwards the role's
+    connections are ended and the role, its schema and everything in it dropped.
+
+    Unlike a fresh database, the database's advisory locks are shared (tests run one at a
+    time, so no two migrate at once) and so is ``pg_stat_activity`` (filter on the role)."""
+    role = _new_name()
+    admin = await connect(database)
+    try:
+        async with admin.transaction():
+            await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+            await admin.execute(f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"')
+            await admin.execute(f'ALTER ROLE "{role}" SET search_path = "{role}"')
+    finally:
+        await admin.close()
+    try:
+        yield url(database, user=role)
+    finally:
+        admin = await connect(database)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+            )
+            async with admin.transaction():
+                await admin.execute(f'DROP OWNED BY "{role}"')  # the schema and its tables
+                await admin.execute(f'DROP ROLE "{role}"')
         finally:
             await admin.close()
 

@@ -1,12 +1,13 @@
 """The durable run store (wtrunner.runstore) against real SQLite files and real PostgreSQL
-databases (each test about store behaviour runs on both): transitions, timestamps, lists and
-cursors, idempotency look-ups, recovery, retention, replicas and Batch leases, migrations,
-races and an unreachable database."""
+databases (each test about store behaviour runs on both; the PostgreSQL runs are marked slow):
+transitions, timestamps, lists and cursors, idempotency look-ups, recovery, retention, replicas
+and Batch leases, migrations, races and an unreachable database."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -22,7 +23,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Table, event, inspect, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import postgres
 from tests.helpers import until
@@ -41,7 +43,13 @@ from wtrunner.runstore import (
 )
 from wtrunner.runstore import store as store_module
 from wtrunner.runstore.schema import metadata, replicas, runs
-from wtrunner.runstore.store import MIGRATION_LOCK_KEY, MIGRATIONS, encode_cursor
+from wtrunner.runstore.store import (
+    MIGRATION_LOCK_KEY,
+    MIGRATIONS,
+    ServerDatabase,
+    SQLiteDatabase,
+    encode_cursor,
+)
 
 UTC = dt.timezone.utc
 _ids = itertools.count()
@@ -53,7 +61,7 @@ def _url(path: Path) -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[RunStore]:
-    """A store on a fresh database: once SQLite, once PostgreSQL."""
+    """A fresh store: once on a new SQLite file, once in a new PostgreSQL schema."""
     opened = await RunStore.open(store_url)
     try:
         yield opened
@@ -116,7 +124,7 @@ async def run_in(store: RunStore, state: RunState, **fields: Any) -> RunRecord:
 async def test_every_transition_is_allowed_or_refused_as_the_state_machine_says(
     store: RunStore, old: RunState
 ) -> None:
-    # one database per old state (not per pair): a fresh PostgreSQL database takes a while
+    # one store per old state (not per pair)
     for new in RunState:
         record = await run_in(store, old)
         if new in TRANSITIONS[old]:
@@ -240,13 +248,13 @@ async def test_a_transition_and_an_update_are_one_statement_each(store: RunStore
         statements.append(statement.split()[0].upper())
 
     record = await store.create(new_run())
-    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    event.listen(_sync_engine(store), "before_cursor_execute", seen)
     try:
         running = await store.transition(record.id, RunState.RUNNING, pgid=7)
         updated = await store.update(record.id, cancel_requested=True)
         done = await store.transition(record.id, RunState.CANCELLED)
     finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+        event.remove(_sync_engine(store), "before_cursor_execute", seen)
     queries = [word for word in statements if word in ("SELECT", "UPDATE", "INSERT", "DELETE")]
     assert queries == ["UPDATE", "UPDATE", "UPDATE"]
     assert (running.state, running.pgid) == (RunState.RUNNING, 7)
@@ -306,8 +314,8 @@ async def test_a_state_changed_after_it_was_read_is_not_overwritten(
     real_state_of = store_module._state_of
     reads: list[RunState] = []
 
-    async def stale_first(conn: Any, run_id: str) -> RunState:
-        state = await real_state_of(conn, run_id)
+    def stale_first(conn: Any, run_id: str) -> RunState:
+        state = real_state_of(conn, run_id)
         reads.append(state)
         return RunState.RUNNING if len(reads) == 1 else state
 
@@ -438,8 +446,7 @@ async def test_pagination_with_a_filter_and_equal_timestamps(store: RunStore) ->
     # runs created in the same instant are ordered by id, and pages split them correctly
     same = dt.datetime(2024, 6, 1, tzinfo=UTC)
     records = [await store.create(new_run(package="p" if i % 2 else "q")) for i in range(12)]
-    async with store.engine.begin() as conn:
-        await conn.execute(update(runs).values(created_at=same))
+    await store.run_sync(lambda conn: conn.execute(update(runs).values(created_at=same)))
     expected = sorted((r.id for r in records if r.package == "p"), reverse=True)
     seen: list[str] = []
     cursor = None
@@ -589,11 +596,13 @@ async def test_prune_removes_only_final_runs_that_ended_before(store: RunStore) 
 
 
 async def test_prune_removes_many_runs(store: RunStore) -> None:
-    old = dt.datetime(2020, 1, 1, tzinfo=UTC)
-    ids = []
-    for _ in range(store_module._PRUNE_CHUNK + 3):
-        record = await store.create(new_run(state=RunState.RUNNING))
-        ids.append((await store.transition(record.id, RunState.FAILED, finished_at=old)).id)
+    """More runs than one chunk of ids (one write each, then ended long ago in one update)."""
+    ids = [
+        (await store.create(new_run(state=RunState.FAILED))).id
+        for _ in range(store_module._PRUNE_CHUNK + 3)
+    ]
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=UTC)
+    await store.run_sync(lambda conn: conn.execute(update(runs).values(finished_at=long_ago)))
     assert sorted(await store.prune(dt.datetime(2021, 1, 1, tzinfo=UTC))) == sorted(ids)
     assert (await store.list()).runs == []
 
@@ -614,8 +623,8 @@ async def test_counts_by_state_names_every_state(store: RunStore) -> None:
 
 async def _set(store: RunStore, table: Table, key: str, **values: Any) -> None:
     """Change a row behind the store's back (to age a heartbeat, a run or a lease)."""
-    async with store.engine.begin() as conn:
-        await conn.execute(update(table).where(table.c.id == key).values(**values))
+    changing = update(table).where(table.c.id == key).values(**values)
+    await store.run_sync(lambda conn: conn.execute(changing))
 
 
 async def test_a_heartbeat_creates_then_updates_the_replica(store: RunStore) -> None:
@@ -809,12 +818,13 @@ async def test_concurrent_creates_of_one_idempotency_key_have_one_winner(
 # ---- a database that cannot be used: 503, and recovery ----------------------------------------
 
 
+@pytest.mark.slow
 async def test_an_unreachable_postgresql_server_is_a_503_until_it_is_back(
-    postgres_url: str,
+    postgres_store_url: str,
 ) -> None:
     relay = Relay()
     await relay.start()
-    store = await RunStore.open(relay.url(postgres_url), pool_size=2)
+    store = await RunStore.open(relay.url(postgres_store_url), pool_size=2)
     try:
         record = await store.create(new_run())
         await relay.stop()  # the port is closed; the pooled connections are cut
@@ -843,9 +853,15 @@ async def test_an_unreachable_postgresql_server_is_a_503_until_it_is_back(
         await relay.stop()
 
 
-async def test_a_connection_the_server_ends_during_a_query_is_a_503(postgres_url: str) -> None:
-    store = await RunStore.open(postgres_url)
-    holder = await postgres.connect(postgres.database_of(postgres_url))
+@pytest.mark.slow
+async def test_a_connection_the_server_ends_during_a_query_is_a_503(
+    postgres_store_url: str,
+) -> None:
+    store = await RunStore.open(postgres_store_url)
+    # the store's own role: it finds the store's tables
+    holder = await postgres.connect(
+        postgres.database_of(postgres_store_url), user=postgres.user_of(postgres_store_url)
+    )
     try:
         record = await store.create(new_run())
         async with holder.transaction():
@@ -856,7 +872,8 @@ async def test_a_connection_the_server_ends_during_a_query_is_a_503(postgres_url
             async def waiting_backend() -> int | None:
                 pid: int | None = await holder.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    " AND usename = current_user AND wait_event_type = 'Lock'"
+                    " AND pid <> pg_backend_pid()"
                 )
                 return pid
 
@@ -871,39 +888,33 @@ async def test_a_connection_the_server_ends_during_a_query_is_a_503(postgres_url
         await store.close()
 
 
-async def test_too_many_connections_is_a_503(postgres_url: str) -> None:
+@pytest.mark.slow
+async def test_too_many_connections_is_a_503(postgres_store_url: str) -> None:
     """The server refuses a new connection (SQLSTATE 53300, as when every replica's pool
-    together asks for more than max_connections): a role allowed one connection plays it."""
-    database = postgres.database_of(postgres_url)
-    role = f"{database}_role"
+    together asks for more than max_connections): the store's role, allowed one connection,
+    plays it."""
     admin = await postgres.connect()
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
     try:
-        await admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
-        store = await RunStore.open(postgres_url.replace("postgres@", f"{role}@"), pool_size=2)
-        try:
-            record = await store.create(new_run())
-            async with store.engine.connect():  # the role's only connection
-                with pytest.raises(ServiceUnavailableError, match="too many connections"):
-                    await store.get(record.id)
-            assert await store.get(record.id) == record
-        finally:
-            await store.close()
+        role = postgres.user_of(postgres_store_url)
+        await admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 1')
     finally:
-        owned = await postgres.connect(database)
-        try:
-            await owned.execute(f'REASSIGN OWNED BY "{role}" TO postgres')
-        finally:
-            await owned.close()
-        await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+    store = await RunStore.open(postgres_store_url, pool_size=2)
+    try:
+        record = await store.create(new_run())
+        async with _server_engine(store).connect():  # the role's only connection
+            with pytest.raises(ServiceUnavailableError, match="too many connections"):
+                await store.get(record.id)
+        assert await store.get(record.id) == record
+    finally:
+        await store.close()
 
 
 async def test_a_query_that_gets_no_connection_in_time_is_a_503(store_url: str) -> None:
     store = await RunStore.open(store_url, pool_size=1, pool_timeout=0.1)
     try:
         record = await store.create(new_run())
-        async with store.engine.connect():  # holds the pool's only connection
+        async with _holding_a_connection(store):  # the pool's only one
             with pytest.raises(ServiceUnavailableError, match="every database connection"):
                 await store.get(record.id)
             with pytest.raises(ServiceUnavailableError, match="every database connection"):
@@ -923,9 +934,8 @@ def _head() -> str | None:
 
 
 async def _versions(store: RunStore) -> list[str]:
-    async with store.engine.connect() as conn:
-        result = await conn.execute(text("SELECT version_num FROM alembic_version"))
-        return [row[0] for row in result]
+    query = text("SELECT version_num FROM alembic_version")
+    return await store.run_sync(lambda conn: [row[0] for row in conn.execute(query)])
 
 
 def _check_schema(conn: Connection) -> None:
@@ -946,12 +956,22 @@ def _check_schema(conn: Connection) -> None:
     assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
-async def test_migrations_create_the_schema_on_an_empty_database(store_url: str) -> None:
-    store = await RunStore.open(store_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new SQLite file, or a new, empty PostgreSQL database (not a schema in a shared one)."""
+    if request.param == "sqlite":
+        return _url(tmp_path / "store" / "wtrunner.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_migrations_create_the_schema_on_an_empty_database(
+    empty_database_url: str,
+) -> None:
+    store = await RunStore.open(empty_database_url)
     try:
         assert await _versions(store) == [_head()]
-        async with store.engine.connect() as conn:
-            await conn.run_sync(_check_schema)
+        await store.run_sync(_check_schema)
     finally:
         await store.close()
 
@@ -978,8 +998,7 @@ def _migrate(conn: Connection, direction: str, revision: str) -> None:
 async def test_a_store_of_the_first_revision_is_upgraded_with_its_runs(store_url: str) -> None:
     store = await RunStore.open(store_url)
     try:
-        async with store.engine.begin() as conn:
-            await conn.run_sync(_migrate, "downgrade", "0001")
+        await store.run_sync(lambda conn: _migrate(conn, "downgrade", "0001"))
         assert await _versions(store) == ["0001"]
         # the store's insert names only columns revision 0001 has
         record = await store.create(new_run(state=RunState.RUNNING))
@@ -990,8 +1009,7 @@ async def test_a_store_of_the_first_revision_is_upgraded_with_its_runs(store_url
         assert await _versions(store) == [_head()]
         kept = await store.get(record.id)
         assert kept == record and kept.lease_owner is None and kept.lease_expires_at is None
-        async with store.engine.connect() as conn:
-            await conn.run_sync(_check_schema)
+        await store.run_sync(_check_schema)
     finally:
         await store.close()
 
@@ -1028,6 +1046,7 @@ async def test_two_stores_opening_one_new_database_at_once(store_url: str) -> No
             await store.close()
 
 
+@pytest.mark.slow
 async def test_a_replica_migrates_only_while_it_holds_the_advisory_lock(
     postgres_url: str,
 ) -> None:
@@ -1061,20 +1080,21 @@ async def test_a_replica_migrates_only_while_it_holds_the_advisory_lock(
 async def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(
     sqlite_store: RunStore, tmp_path: Path
 ) -> None:
-    async with sqlite_store.engine.connect() as conn:
-        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-        busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
-        assert busy == store_module.SQLITE_BUSY_TIMEOUT_MS
-        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    def pragmas(conn: Connection) -> list[object]:
+        names = ("journal_mode", "busy_timeout", "foreign_keys")
+        return [conn.execute(text(f"PRAGMA {name}")).scalar() for name in names]
+
+    assert await sqlite_store.run_sync(pragmas) == ["wal", store_module.SQLITE_BUSY_TIMEOUT_MS, 1]
     await sqlite_store.create(new_run())
     assert (tmp_path / "store" / "wtrunner.db-wal").exists()
 
 
-def test_database_urls_are_normalized_to_async_drivers() -> None:
-    assert database_url("sqlite:///a/b.db").drivername == "sqlite+aiosqlite"
+def test_database_urls_are_normalized_to_the_stores_drivers() -> None:
+    assert database_url("sqlite:///a/b.db").drivername == "sqlite+pysqlite"
     assert database_url("sqlite:///a/b.db").database == "a/b.db"
     assert database_url("sqlite:////abs/b.db").database == "/abs/b.db"
-    assert database_url("sqlite+aiosqlite:///b.db").drivername == "sqlite+aiosqlite"
+    # SQLite is reached through the standard library in the store's threads, whatever is named
+    assert database_url("sqlite+aiosqlite:///b.db").drivername == "sqlite+pysqlite"
     pg = database_url("postgresql://user:secret@db:5432/runs")
     assert pg.drivername == "postgresql+asyncpg"
     assert (pg.host, pg.port, pg.database, pg.password) == ("db", 5432, "runs", "secret")
@@ -1091,3 +1111,30 @@ def test_database_urls_are_normalized_to_async_drivers() -> None:
         with pytest.raises(ValueError) as caught:
             database_url(bad)
         assert "s3cret" not in str(caught.value)
+
+
+def _sync_engine(store: RunStore) -> Engine:
+    """The engine whose statement events show what the store sends, on either database."""
+    database = store.database
+    if isinstance(database, ServerDatabase):
+        return database.engine.sync_engine
+    assert isinstance(database, SQLiteDatabase)
+    return database.engine
+
+
+@contextlib.asynccontextmanager
+async def _holding_a_connection(store: RunStore) -> AsyncIterator[None]:
+    """Hold one of the store's pooled connections meanwhile."""
+    database = store.database
+    if isinstance(database, SQLiteDatabase):
+        with database.engine.connect():
+            yield
+    else:
+        async with _server_engine(store).connect():
+            yield
+
+
+def _server_engine(store: RunStore) -> AsyncEngine:
+    database = store.database
+    assert isinstance(database, ServerDatabase)
+    return database.engine

@@ -378,8 +378,8 @@ class RunService:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.settled()
-        for task in list(self._unrecorded):  # the store is away: the next start marks them lost
-            task.cancel()
+        for write in list(self._unrecorded):  # the store is away: the next start marks them lost
+            write.cancel()
         await asyncio.gather(*self._unrecorded, return_exceptions=True)
 
     async def _traced(

@@ -1,7 +1,12 @@
-"""The durable run store: run records in a SQL database through SQLAlchemy 2 (async).
+"""The durable run store: run records in a SQL database through SQLAlchemy 2.
 
-The embedded default is a SQLite file (aiosqlite, WAL journal, a busy timeout on every
-connection); PostgreSQL (asyncpg) serves several replicas from one database. Either way the
+The embedded default is a SQLite file (WAL journal, a busy timeout on every connection);
+PostgreSQL (asyncpg, SQLAlchemy's asyncio extension) serves several replicas from one
+database. Every store call is one unit of work on a connection (:class:`Database`): on
+PostgreSQL its statements are awaited on the event loop; on SQLite, whose driver blocks, the
+whole call runs in one of the store's worker threads, so a call costs the event loop one
+hand-off (an async SQLite driver hands every cursor operation over: about forty per run).
+Either way the
 pool is bounded (``pool_size`` connections, no overflow): a request that gets no connection
 within the pool timeout, like one that cannot reach the database, is a 503. On PostgreSQL each
 connection is pinged before use, so the pool recovers by itself once the server is back.
@@ -26,20 +31,25 @@ import binascii
 import builtins
 import contextlib
 import datetime as dt
+import functools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Update,
     and_,
+    bindparam,
+    create_engine,
     delete,
     event,
     func,
@@ -50,7 +60,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Row, make_url
+from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -59,8 +69,8 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from ..errors import ServiceUnavailableError, WtrunnerError
 from ..run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState, check_transition
@@ -68,11 +78,14 @@ from ..text import first_line
 from .records import NewRun, ReplicaRecord, RunChanges, RunOutcomeRecord, RunPage, RunRecord
 from .schema import replicas, runs
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_LIST_LIMIT = 500
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_TIMEOUT_SECONDS = 10.0
 """How long a query waits for a free pooled connection before it is a 503."""
+RETRY_AFTER = {"Retry-After": "5"}
+"""What a 503 of an unusable run store tells clients: try again in a few seconds."""
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10.0
 """How long asyncpg tries to open one connection (its own default is a minute)."""
 MIGRATION_LOCK_KEY = int.from_bytes(b"wtrunner", "big")
@@ -113,9 +126,10 @@ class DuplicateRun(WtrunnerError):
 
 
 def database_url(url: str) -> URL:
-    """The SQLAlchemy async URL of ``url``: ``sqlite:///path`` becomes ``sqlite+aiosqlite``,
-    ``postgresql://`` (or ``postgres://``) becomes ``postgresql+asyncpg``; a URL that names
-    its driver is kept. A malformed URL or an in-memory SQLite database is a ValueError."""
+    """The SQLAlchemy URL of ``url``: ``sqlite:///path`` (any SQLite driver) becomes
+    ``sqlite+pysqlite``, ``postgresql://`` (or ``postgres://``) becomes ``postgresql+asyncpg``;
+    another driver named is kept. A malformed URL or an in-memory SQLite database is a
+    ValueError."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -123,8 +137,8 @@ def database_url(url: str) -> URL:
         raise ValueError(
             "not a database URL (sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB)"
         ) from None
-    if parsed.drivername == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    if parsed.get_backend_name() == "sqlite":
+        parsed = parsed.set(drivername="sqlite+pysqlite")
     elif parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     if parsed.get_backend_name() == "sqlite":
@@ -134,15 +148,112 @@ def database_url(url: str) -> URL:
     return parsed
 
 
+class Database:
+    """How the store reaches its database: units of work on a connection, in a transaction
+    (``write``) or not (``read``). Concrete kinds: :class:`SQLiteDatabase`,
+    :class:`ServerDatabase`."""
+
+    dialect: str
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in a transaction that is committed when it returns."""
+        raise NotImplementedError
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` outside a write transaction."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        raise NotImplementedError
+
+
+class SQLiteDatabase(Database):
+    """A SQLite file through the standard library's driver: each unit of work runs whole in
+    one of ``pool_size`` worker threads (one connection each). Write transactions begin
+    IMMEDIATE; a unit of work whose caller is cancelled still runs to its end."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: URL, pool_size: int, pool_timeout: float) -> None:
+        """Connect lazily to the file ``url`` names."""
+        self.engine: Engine = create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=pool_timeout,
+            connect_args={"check_same_thread": False},  # each call may get another thread
+        )
+        _configure_sqlite(self.engine)
+        self._writer = self.engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+        self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="wtrunner-runstore")
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a BEGIN IMMEDIATE transaction, in a worker thread."""
+        return await self._in_thread(self._writer.begin, work)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a connection in a worker thread."""
+        return await self._in_thread(self.engine.connect, work)
+
+    async def _in_thread(self, connect: Callable[[], Any], work: Callable[[Connection], T]) -> T:
+        def call() -> T:
+            with connect() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+
+    async def close(self) -> None:
+        """Wait for the work in progress, then close the connections."""
+        await asyncio.to_thread(self._threads.shutdown, True)
+        self.engine.dispose()
+
+
+class ServerDatabase(Database):
+    """A database server (PostgreSQL) through an asyncio driver: each unit of work's
+    statements are awaited on the event loop (SQLAlchemy's ``run_sync``). Connections are
+    pinged before use, so the pool recovers by itself once the server is back."""
+
+    def __init__(self, url: URL, pool_size: int, pool_timeout: float) -> None:
+        """Connect lazily to the database ``url`` names."""
+        connect_args: dict[str, Any] = {}
+        if url.get_driver_name() == "asyncpg":
+            connect_args["timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+        self.engine: AsyncEngine = create_async_engine(
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=pool_timeout,
+            # a connection the server dropped is replaced at checkout instead of failing a query
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
+        self.dialect = self.engine.dialect.name
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a transaction."""
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a connection."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(work)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self.engine.dispose()
+
+
 class RunStore:
     """Run records: created by the run path, changed only through checked state transitions,
     listed newest first a page at a time, pruned after their retention."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        """Wrap an engine whose database is migrated already; use :meth:`open` instead."""
-        self._engine = engine
-        # shares the engine's pool; on SQLite its transactions begin IMMEDIATE
-        self._writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+    def __init__(self, database: Database) -> None:
+        """Wrap a database that is migrated already; use :meth:`open` instead."""
+        self._database = database
 
     @classmethod
     async def open(
@@ -155,36 +266,23 @@ class RunStore:
 
         A query that gets no connection within ``pool_timeout`` seconds is a 503."""
         parsed = database_url(url)
-        is_sqlite = parsed.get_backend_name() == "sqlite"
-        if is_sqlite and parsed.database and not parsed.database.startswith("file:"):
-            await asyncio.to_thread(_make_parent, parsed.database)
-        connect_args: dict[str, Any] = {}
-        if parsed.get_driver_name() == "asyncpg":
-            connect_args["timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
-        engine = create_async_engine(
-            parsed,
-            poolclass=AsyncAdaptedQueuePool,
-            pool_size=pool_size,
-            max_overflow=0,
-            pool_timeout=pool_timeout,
-            # a connection the server dropped is replaced at checkout instead of failing a query
-            pool_pre_ping=not is_sqlite,
-            connect_args=connect_args,
-        )
-        if is_sqlite:
-            _configure_sqlite(engine)
-        store = cls(engine)
+        database: Database
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and not parsed.database.startswith("file:"):
+                await asyncio.to_thread(_make_parent, parsed.database)
+            database = SQLiteDatabase(parsed, pool_size, pool_timeout)
+        else:
+            database = ServerDatabase(parsed, pool_size, pool_timeout)
         try:
-            async with store._writer.begin() as conn:  # (migrations: errors as they are)
-                await conn.run_sync(_upgrade_to_head)
+            await database.write(_upgrade_to_head)  # (migrations: errors as they are)
         except BaseException:
-            await engine.dispose()
+            await database.close()
             raise
-        return store
+        return cls(database)
 
     async def close(self) -> None:
         """Close every pooled connection (call it once, at shutdown)."""
-        await self._engine.dispose()
+        await self._database.close()
 
     async def __aenter__(self) -> RunStore:
         """The store itself; it is closed at the end of the ``async with`` block."""
@@ -199,24 +297,26 @@ class RunStore:
         """Close the store."""
         await self.close()
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; a database that cannot be reached or written is a 503."""
+    async def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a write transaction; a database that cannot be reached or written is a
+        503."""
         with _unavailable_as_503():
-            async with self._writer.begin() as conn:
-                yield conn
+            return await self._database.write(work)
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading; a database that cannot be reached is a 503."""
+    async def _read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a connection for reading; a database that cannot be reached is a 503."""
         with _unavailable_as_503():
-            async with self._engine.connect() as conn:
-                yield conn
+            return await self._database.read(work)
+
+    async def run_sync(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in a transaction of the store's database, as the store runs its
+        own statements (for tests, benchmarks and maintenance scripts)."""
+        return await self._database.write(work)
 
     @property
-    def engine(self) -> AsyncEngine:
-        """The SQLAlchemy engine (for tests and benchmarks)."""
-        return self._engine
+    def database(self) -> Database:
+        """How the store reaches its database (its engine: for tests and benchmarks)."""
+        return self._database
 
     async def create(self, new: NewRun) -> RunRecord:
         """Record a new run, created now; DuplicateRun if its id (or its idempotency key and
@@ -235,8 +335,7 @@ class RunStore:
             "cancel_requested": False,
         }
         try:
-            async with self._write() as conn:
-                await conn.execute(insert(runs).values(values))
+            await self._write(lambda conn: conn.execute(_INSERT_RUN, values))
         except IntegrityError:
             key = f" or idempotency key {new.idempotency_key!r}" if new.idempotency_key else ""
             raise DuplicateRun(
@@ -246,8 +345,7 @@ class RunStore:
 
     async def get(self, run_id: str) -> RunRecord:
         """The run's record; RunNotFound if there is none."""
-        async with self._read() as conn:
-            return await _get(conn, run_id)
+        return await self._read(lambda conn: _get(conn, run_id))
 
     async def transition(self, run_id: str, state: RunState, **fields: Any) -> RunRecord:
         """Move the run to ``state`` and set ``fields`` (those :class:`RunChanges` names) in one
@@ -265,24 +363,25 @@ class RunStore:
             values["started_at"] = now
         if new_state.final and values.get("finished_at") is None:
             values["finished_at"] = now
-        changing = (
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.state.in_(_SOURCES[new_state]))
-            .values(values)
-            .returning(*runs.c)
-        )
+        changing = _changing(new_state, tuple(sorted(values)))
+        parameters = {**values, _RUN_ID: run_id}
         # One statement changes the run if its state allows it. Only when it changed nothing
         # is the state read, to say why. On PostgreSQL that read may see a state another
         # writer set after the update looked: if it allows the change, the update is tried
         # again. States only move forward, so a run reaches a final state (where
         # check_transition refuses) within len(RunState) tries.
-        for _ in range(len(RunState) + 1):
-            async with self._write() as conn:
-                row = (await conn.execute(changing)).first()
+
+        def work(conn: Connection) -> RunRecord:
+            for _ in range(len(RunState) + 1):
+                row = conn.execute(changing, parameters).first()
                 if row is not None:
                     return _record(row)
-                check_transition(run_id, await _state_of(conn, run_id), new_state)
-        raise InvalidTransition(f"run {run_id} kept changing; it did not become {new_state.value}")
+                check_transition(run_id, _state_of(conn, run_id), new_state)
+            raise InvalidTransition(
+                f"run {run_id} kept changing; it did not become {new_state.value}"
+            )
+
+        return await self._write(work)
 
     async def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Set ``fields`` (those :class:`RunChanges` names) without changing the state; the
@@ -290,11 +389,9 @@ class RunStore:
         changes = _changes(fields)
         if not changes:
             return await self.get(run_id)
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(runs).where(runs.c.id == run_id).values(changes).returning(*runs.c)
-            )
-            row = result.first()
+        changing = _changing(None, tuple(sorted(changes)))
+        parameters = {**changes, _RUN_ID: run_id}
+        row = await self._write(lambda conn: conn.execute(changing, parameters).first())
         if row is None:
             raise RunNotFound(f"no run {run_id}")
         return _record(row)
@@ -358,9 +455,9 @@ class RunStore:
 
     async def delete(self, run_id: str) -> None:
         """Forget the run; RunNotFound if there is none."""
-        async with self._write() as conn:
-            result = await conn.execute(delete(runs).where(runs.c.id == run_id))
-        if result.rowcount != 1:
+        deleting = delete(runs).where(runs.c.id == run_id)
+        deleted = await self._write(lambda conn: conn.execute(deleting).rowcount)
+        if deleted != 1:
             raise RunNotFound(f"no run {run_id}")
 
     async def unfinished(self, replica: str) -> builtins.list[RunRecord]:
@@ -393,25 +490,25 @@ class RunStore:
     async def prune(self, finished_before: dt.datetime) -> builtins.list[str]:
         """Delete the runs that ended before ``finished_before``; their ids."""
         before = _aware(finished_before, "finished_before")
-        async with self._write() as conn:
-            result = await conn.execute(
-                select(runs.c.id).where(runs.c.state.in_(_FINAL), runs.c.finished_at < before)
-            )
-            ids = [row.id for row in result]
+        finished = select(runs.c.id).where(runs.c.state.in_(_FINAL), runs.c.finished_at < before)
+
+        def work(conn: Connection) -> builtins.list[str]:
+            ids = list(conn.execute(finished).scalars())
             for start in range(0, len(ids), _PRUNE_CHUNK):
                 chunk = ids[start : start + _PRUNE_CHUNK]
-                await conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
-        return ids
+                conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
+            return ids
+
+        return await self._write(work)
 
     async def counts_by_state(self) -> dict[RunState, int]:
         """How many runs are in each state (every state, 0 for those with none)."""
         counts = dict.fromkeys(RunState, 0)
         known = {state.value: state for state in RunState}
-        async with self._read() as conn:
-            result = await conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state))
-            for value, count in result:
-                if value in known:
-                    counts[known[value]] = count
+        counting = select(runs.c.state, func.count()).group_by(runs.c.state)
+        for value, count in await self._read(lambda conn: conn.execute(counting).all()):
+            if value in known:
+                counts[known[value]] = count
         return counts
 
     # ---- replicas: heartbeats, runs of dead replicas, cancellations, Batch leases ----------
@@ -420,7 +517,7 @@ class RunStore:
         """Record that ``replica`` is alive now (and where other replicas reach it): its row is
         created on its first heartbeat (``started_at``) and updated on the next ones."""
         now = _now()
-        dialect = self._engine.dialect.name
+        dialect = self._database.dialect
         if dialect == "postgresql":
             upsert: Any = postgresql.insert(replicas)
         elif dialect == "sqlite":
@@ -437,14 +534,12 @@ class RunStore:
                 "heartbeat_at": upsert.excluded.heartbeat_at,
             },
         )
-        async with self._write() as conn:
-            await conn.execute(upsert)
+        await self._write(lambda conn: conn.execute(upsert))
 
     async def replica(self, replica_id: str) -> ReplicaRecord | None:
         """The replica's last heartbeat; None if it has none (never, or forgotten)."""
-        async with self._read() as conn:
-            result = await conn.execute(select(replicas).where(replicas.c.id == replica_id))
-            row = result.first()
+        query = select(replicas).where(replicas.c.id == replica_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
         return None if row is None else ReplicaRecord.model_validate(row._asdict())
 
     async def mark_lost_of_dead_replicas(
@@ -467,11 +562,10 @@ class RunStore:
         )
         outcome = RunOutcomeRecord(kind="lost", error=error).model_dump(mode="json")
         values = {"state": RunState.LOST.value, "outcome": outcome, "finished_at": now}
-        async with self._write() as conn:
-            ids = await _lock_ids(
-                conn, select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), dead)
-            )
-            return await _update_ids(conn, ids, values)
+        candidates = select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), dead)
+        return await self._write(
+            lambda conn: _update_ids(conn, _lock_ids(conn, candidates), values)
+        )
 
     async def cancel_requests(self, replica: str) -> builtins.list[str]:
         """The ids of the unfinished runs of ``replica`` that a client asked to cancel (a
@@ -486,8 +580,7 @@ class RunStore:
             )
             .order_by(*_OLDEST_FIRST)
         )
-        async with self._read() as conn:
-            return list((await conn.execute(query)).scalars())
+        return await self._read(lambda conn: list(conn.execute(query).scalars()))
 
     async def lease_batch_runs(
         self, replica: str, limit: int, lease: dt.timedelta
@@ -511,22 +604,20 @@ class RunStore:
             ),
         )
         values = {"lease_owner": replica, "lease_expires_at": now + lease}
-        async with self._write() as conn:
-            ids = await _lock_ids(conn, free.limit(limit))
-            return await _update_ids(conn, ids, values)
+        return await self._write(
+            lambda conn: _update_ids(conn, _lock_ids(conn, free.limit(limit)), values)
+        )
 
     async def forget_replicas(self, heartbeat_before: dt.datetime) -> int:
         """Delete the replicas whose last heartbeat is older than ``heartbeat_before``; how
         many. A naive datetime is a ValueError."""
         before = _aware(heartbeat_before, "heartbeat_before")
-        async with self._write() as conn:
-            result = await conn.execute(delete(replicas).where(replicas.c.heartbeat_at < before))
-        return result.rowcount
+        forgetting = delete(replicas).where(replicas.c.heartbeat_at < before)
+        forgotten: int = await self._write(lambda conn: conn.execute(forgetting).rowcount)
+        return forgotten
 
     async def _select(self, query: Select[Any]) -> builtins.list[RunRecord]:
-        async with self._read() as conn:
-            result = await conn.execute(query)
-            return [_record(row) for row in result]
+        return await self._read(lambda conn: [_record(row) for row in conn.execute(query)])
 
 
 @contextlib.contextmanager
@@ -537,14 +628,17 @@ def _unavailable_as_503() -> Iterator[None]:
         yield
     except PoolTimeoutError:
         raise ServiceUnavailableError(
-            "the run store cannot be used right now: every database connection is in use"
+            "the run store cannot be used right now: every database connection is in use",
+            headers=RETRY_AFTER,
         ) from None
     except Exception as exc:
         if not _unavailable(exc):
             raise
         cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         reason = first_line(str(cause)) or type(cause).__name__
-        raise ServiceUnavailableError(f"the run store cannot be used right now: {reason}") from None
+        raise ServiceUnavailableError(
+            f"the run store cannot be used right now: {reason}", headers=RETRY_AFTER
+        ) from None
 
 
 def _unavailable(exc: Exception) -> bool:
@@ -593,11 +687,11 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     return when, run_id
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     """Every connection: WAL journal, busy timeout, foreign keys; transactions begun by
     SQLAlchemy (the driver's own implicit ones are turned off)."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
@@ -609,7 +703,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
@@ -644,27 +738,43 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def _get(conn: AsyncConnection, run_id: str) -> RunRecord:
-    result = await conn.execute(select(runs).where(runs.c.id == run_id))
+def _get(conn: Connection, run_id: str) -> RunRecord:
+    result = conn.execute(select(runs).where(runs.c.id == run_id))
     row = result.first()
     if row is None:
         raise RunNotFound(f"no run {run_id}")
     return _record(row)
 
 
-async def _state_of(conn: AsyncConnection, run_id: str) -> RunState:
-    result = await conn.execute(select(runs.c.state).where(runs.c.id == run_id))
+def _state_of(conn: Connection, run_id: str) -> RunState:
+    result = conn.execute(select(runs.c.state).where(runs.c.id == run_id))
     value = result.scalar_one_or_none()
     if value is None:
         raise RunNotFound(f"no run {run_id}")
     return RunState(value)
 
 
+# Statements built once (per state and set of columns): a run's writes only bind values, so
+# neither the statement nor SQLAlchemy's compiled form is made again for each call.
+_INSERT_RUN = insert(runs)
+_RUN_ID = "run_id_"  # the WHERE's parameter; not a column name (those name the SET values)
+
+
+@functools.lru_cache(maxsize=256)
+def _changing(state: RunState | None, columns: tuple[str, ...]) -> Update:
+    """``UPDATE runs SET <columns> WHERE id = :run_id_ [AND state IN <where state may come
+    from>] RETURNING *``."""
+    statement = update(runs).where(runs.c.id == bindparam(_RUN_ID))
+    if state is not None:
+        statement = statement.where(runs.c.state.in_(_SOURCES[state]))
+    return statement.values({column: bindparam(column) for column in columns}).returning(*runs.c)
+
+
 def _record(row: Row[Any]) -> RunRecord:
     return RunRecord.model_validate(row._asdict())
 
 
-async def _lock_ids(conn: AsyncConnection, query: Select[Any]) -> builtins.list[str]:
+def _lock_ids(conn: Connection, query: Select[Any]) -> builtins.list[str]:
     """The run ids ``query`` selects, oldest first, locked until the transaction ends.
 
     On PostgreSQL rows another transaction has locked are skipped (``FOR UPDATE SKIP
@@ -672,17 +782,17 @@ async def _lock_ids(conn: AsyncConnection, query: Select[Any]) -> builtins.list[
     has no row locks; its write transaction (BEGIN IMMEDIATE) already lets one writer in.
     """
     locking = query.order_by(*_OLDEST_FIRST).with_for_update(skip_locked=True)
-    return list((await conn.execute(locking)).scalars())
+    return list(conn.execute(locking).scalars())
 
 
-async def _update_ids(
-    conn: AsyncConnection, ids: builtins.list[str], values: Mapping[str, Any]
+def _update_ids(
+    conn: Connection, ids: builtins.list[str], values: Mapping[str, Any]
 ) -> builtins.list[RunRecord]:
     """Set ``values`` on the runs ``ids``; their records in the order of ``ids``."""
     changed: dict[str, RunRecord] = {}
     for start in range(0, len(ids), _PRUNE_CHUNK):
         chunk = ids[start : start + _PRUNE_CHUNK]
-        result = await conn.execute(
+        result = conn.execute(
             update(runs).where(runs.c.id.in_(chunk)).values(values).returning(*runs.c)
         )
         changed.update((record.id, record) for record in map(_record, result))
