@@ -44,15 +44,17 @@ def start_server(
     work: Path,
     *,
     stderr: int | IO[bytes] = subprocess.PIPE,
+    port: int | None = None,
     **settings: str,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``wtrunner serve`` as a real process on a free port, answering; (process, base URL).
+    """``wtrunner serve`` as a real process on ``port`` (default: a free one), answering;
+    (process, base URL).
 
     Its environment is minimal: PATH, HOME and WTRUNNER_CACHE_DIR under ``work``, then
     ``settings`` (variable name -> value). stdout is discarded; stderr as given (a pipe that
     ``communicate()`` reads, by default).
     """
-    port = free_port()
+    port = free_port() if port is None else port
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(work),

@@ -691,6 +691,17 @@ async def test_runs_of_dead_replicas_become_lost(store: RunStore) -> None:
     assert await store.mark_lost_of_dead_replicas(timeout, "again") == []
 
 
+async def test_the_calling_replica_never_takes_itself_for_dead(store: RunStore) -> None:
+    # its own heartbeat may have been written late (a busy pool): it is alive all the same
+    timeout = dt.timedelta(minutes=1)
+    await store.heartbeat("me", None)
+    await _set(store, replicas, "me", heartbeat_at=dt.datetime.now(UTC) - dt.timedelta(hours=1))
+    mine = await run_in(store, RunState.RUNNING, replica="me")
+    assert await store.mark_lost_of_dead_replicas(timeout, "lost", alive="me") == []
+    assert (await store.get(mine.id)).state is RunState.RUNNING
+    assert [run.id for run in await store.mark_lost_of_dead_replicas(timeout, "lost")] == [mine.id]
+
+
 async def test_cancel_requests_are_the_replicas_unfinished_runs_to_cancel(store: RunStore) -> None:
     wanted = [
         await run_in(store, RunState.RUNNING, replica="a"),

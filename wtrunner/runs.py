@@ -334,7 +334,9 @@ class RunService:
         if self._store_back_at is None:
             self._store_back_at = now
         if now - self._store_back_at >= replica_timeout.total_seconds():
-            lost = await self.store.mark_lost_of_dead_replicas(replica_timeout, LOST_MESSAGE)
+            lost = await self.store.mark_lost_of_dead_replicas(
+                replica_timeout, LOST_MESSAGE, alive=self.replica
+            )
             for record in lost:
                 log.warning("run %s of replica %s, which stopped answering: lost", record.id,
                             record.replica)  # fmt: skip

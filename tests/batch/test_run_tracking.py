@@ -24,9 +24,7 @@ State = batch_v1.JobStatus.State
 
 
 @pytest.fixture
-async def client(
-    make_client: ClientFactory, fake: FakeBatch, gcs: str
-) -> AsyncIterator[Client]:
+async def client(make_client: ClientFactory, fake: FakeBatch, gcs: str) -> AsyncIterator[Client]:
     """The app for Cloud Batch, reading results from the GCS emulator; the reconciler's own
     rounds are an hour apart, so each test drives its rounds itself."""
     async with writable_gcs(gcs) as store:

@@ -76,7 +76,7 @@ from ..errors import ServiceUnavailableError, WtrunnerError
 from ..run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState, check_transition
 from ..text import first_line
 from .records import NewRun, ReplicaRecord, RunChanges, RunOutcomeRecord, RunPage, RunRecord
-from .schema import replicas, runs
+from .schema import UTCDateTime, replicas, runs
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -515,8 +515,8 @@ class RunStore:
 
     async def heartbeat(self, replica: str, advertise_url: str | None) -> None:
         """Record that ``replica`` is alive now (and where other replicas reach it): its row is
-        created on its first heartbeat (``started_at``) and updated on the next ones."""
-        now = _now()
+        created on its first heartbeat (``started_at``) and updated on the next ones. The time
+        is taken when the statement runs, not before a connection was free."""
         dialect = self._database.dialect
         if dialect == "postgresql":
             upsert: Any = postgresql.insert(replicas)
@@ -525,7 +525,10 @@ class RunStore:
         else:
             raise NotImplementedError(f"heartbeats need SQLite or PostgreSQL, not {dialect}")
         upsert = upsert.values(
-            id=replica, advertise_url=advertise_url, started_at=now, heartbeat_at=now
+            id=replica,
+            advertise_url=advertise_url,
+            started_at=bindparam("now", type_=UTCDateTime()),
+            heartbeat_at=bindparam("now", type_=UTCDateTime()),
         )
         upsert = upsert.on_conflict_do_update(
             index_elements=[replicas.c.id],
@@ -534,7 +537,7 @@ class RunStore:
                 "heartbeat_at": upsert.excluded.heartbeat_at,
             },
         )
-        await self._write(lambda conn: conn.execute(upsert))
+        await self._write(lambda conn: conn.execute(upsert, {"now": _now()}))
 
     async def replica(self, replica_id: str) -> ReplicaRecord | None:
         """The replica's last heartbeat; None if it has none (never, or forgotten)."""
@@ -543,29 +546,34 @@ class RunStore:
         return None if row is None else ReplicaRecord.model_validate(row._asdict())
 
     async def mark_lost_of_dead_replicas(
-        self, timeout: dt.timedelta, error: str
+        self, timeout: dt.timedelta, error: str, *, alive: str | None = None
     ) -> builtins.list[RunRecord]:
         """End as ``lost`` (outcome kind ``lost`` with ``error``) every unfinished run whose
         replica is dead: its last heartbeat is older than ``timeout``, or it has no heartbeat
         at all and the run was created more than ``timeout`` ago. Their records, oldest first.
 
-        A ``submitted`` run goes on in Cloud Batch without its replica: it is not lost. Replicas
-        may call this at once: each run is ended by one of them, and a run that ends meanwhile
-        keeps its state.
+        ``alive`` (the calling replica) is never taken for dead, however late its own last
+        heartbeat was written. A ``submitted`` run goes on in Cloud Batch without its replica:
+        it is not lost. Replicas may call this at once: each run is ended by one of them, and
+        a run that ends meanwhile keeps its state. The time is taken when the statements run.
         """
-        now = _now()
-        cutoff = now - timeout
-        heartbeat = select(replicas.c.id).where(replicas.c.id == runs.c.replica)
-        dead = or_(
-            heartbeat.where(replicas.c.heartbeat_at < cutoff).exists(),
-            and_(~heartbeat.exists(), runs.c.created_at < cutoff),
-        )
         outcome = RunOutcomeRecord(kind="lost", error=error).model_dump(mode="json")
-        values = {"state": RunState.LOST.value, "outcome": outcome, "finished_at": now}
-        candidates = select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), dead)
-        return await self._write(
-            lambda conn: _update_ids(conn, _lock_ids(conn, candidates), values)
-        )
+
+        def work(conn: Connection) -> builtins.list[RunRecord]:
+            now = _now()
+            cutoff = now - timeout
+            heartbeat = select(replicas.c.id).where(replicas.c.id == runs.c.replica)
+            dead = or_(
+                heartbeat.where(replicas.c.heartbeat_at < cutoff).exists(),
+                and_(~heartbeat.exists(), runs.c.created_at < cutoff),
+            )
+            candidates = select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), dead)
+            if alive is not None:
+                candidates = candidates.where(runs.c.replica != alive)
+            values = {"state": RunState.LOST.value, "outcome": outcome, "finished_at": now}
+            return _update_ids(conn, _lock_ids(conn, candidates), values)
+
+        return await self._write(work)
 
     async def cancel_requests(self, replica: str) -> builtins.list[str]:
         """The ids of the unfinished runs of ``replica`` that a client asked to cancel (a

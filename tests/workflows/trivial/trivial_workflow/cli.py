@@ -1,7 +1,8 @@
 """The cheapest workflow that keeps the run contract: standard library only, file:// results.
 
 It has no `get` or `convert` (like a package too old to have `get params`) and checks its own
-params (exit 2 when they are not a JSON object). Used to measure the service, not the workflow.
+params (exit 2 when they are not a JSON object): `sleep.seconds` sleeps, `append.file` gets a line
+per run. Used to measure the service, not the workflow.
 """
 
 import json
@@ -24,6 +25,9 @@ def main() -> int:
     seconds = float(params.get("sleep", {}).get("seconds", 0))
     if seconds:
         time.sleep(seconds)
+    if "file" in params.get("append", {}):  # one line per run: tests count processes
+        with open(params["append"]["file"], "a") as file:
+            file.write(f"{os.getpid()}\n")
     url = os.environ[os.environ.get("WT_INVOKERS__RESULTS_ENV_VAR") or "WT_RESULTS"]
     if urlparse(url).scheme != "file":
         print(f"only file:// results, not {url}", file=sys.stderr)
