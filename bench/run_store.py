@@ -1,8 +1,9 @@
 """The run store: what recording a run costs, and listing runs from a large history.
 
-    python bench/run_store.py [--runs N] [--repeat N]
+    python bench/run_store.py [--runs N] [--repeat N] [--database-url URL]
 
-Fills a fresh SQLite store (the embedded default) with N finished runs (100,000 by default) in
+Fills a fresh SQLite store (the embedded default), or the empty database URL names, with N
+finished runs (100,000 by default) in
 bulk, then measures: one page of 100 runs, newest first, first page and a later page (by
 cursor) and a filtered page; ``get`` of one run; and the writes one run costs on the run path
 (create, running, final). Prints figures (never pass/fail) and writes bench/run_store.json.
@@ -68,8 +69,8 @@ async def timed(action: Any, repeat: int) -> list[float]:
     return samples
 
 
-async def measure(directory: Path, count: int, repeat: int) -> dict[str, Any]:
-    store = await RunStore.open(f"sqlite:///{directory / 'wtrunner.db'}")
+async def measure(url: str, count: int, repeat: int) -> dict[str, Any]:
+    store = await RunStore.open(url)
     try:
         started = time.perf_counter()
         await fill(store, count)
@@ -109,12 +110,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument(
+        "--database-url",
+        help="an empty database to measure instead of a fresh SQLite file, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/wtrunner_bench (it is filled, not emptied)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        figures = asyncio.run(measure(Path(work), args.runs, args.repeat))
+        url = args.database_url or f"sqlite:///{Path(work) / 'wtrunner.db'}"
+        figures = asyncio.run(measure(url, args.runs, args.repeat))
     for name, stats in figures.items():
         show(name, stats)
-    write_summary("run_store", {"runs": args.runs, **figures})
+    name = "run_store_postgresql" if args.database_url else "run_store"
+    write_summary(name, {"runs": args.runs, **figures})
 
 
 if __name__ == "__main__":
