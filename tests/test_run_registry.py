@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
 from tests.processes import start_server
 from tests.pubsub_helpers import push_body, run_command
@@ -22,10 +24,23 @@ from wtrunner.keys import RUNS
 from wtrunner.run_request import CANCELLED_MESSAGE, LOST_MESSAGE, new_run_id
 from wtrunner.run_states import RunState
 from wtrunner.runstore import NewRun, RunStore
+from wtrunner.settings import Settings
 
 ECHO = "wt-test-echo-workflow"
 SLOW = "wt-test-slow-workflow"
 RUN_BODY = {"execution_mode": "sequential", "mock_io": True}
+
+
+@pytest.fixture
+def make_settings(make_settings: SettingsFactory, store_url: str) -> SettingsFactory:
+    """Every app of these tests records its runs in the store of the parametrization: SQLite,
+    and PostgreSQL in the full suite (the same run-registry tests on both stores)."""
+
+    def factory(**overrides: Any) -> Settings:
+        overrides.setdefault("database_url", store_url)
+        return make_settings(**overrides)
+
+    return factory
 
 
 async def _submit(
