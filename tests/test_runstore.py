@@ -691,6 +691,22 @@ async def test_runs_of_dead_replicas_become_lost(store: RunStore) -> None:
     assert await store.mark_lost_of_dead_replicas(timeout, "again") == []
 
 
+async def test_lost_runs_with_a_process_group_are_found_for_their_replica(
+    store: RunStore,
+) -> None:
+    running = await run_in(store, RunState.RUNNING, replica="gone")
+    await store.update(running.id, pgid=4242)
+    await store.transition(running.id, RunState.LOST)  # e.g. by a peer, before the restart
+    never_started = await run_in(store, RunState.LOST, replica="gone")  # no process group
+    finished = await run_in(store, RunState.RUNNING, replica="gone")
+    await store.transition(finished.id, RunState.SUCCEEDED, pgid=7)
+    elsewhere = await run_in(store, RunState.RUNNING, replica="other")
+    await store.transition(elsewhere.id, RunState.LOST, pgid=9)
+    found = await store.lost_with_processes("gone")
+    assert [(run.id, run.pgid) for run in found] == [(running.id, 4242)]
+    assert never_started.pgid is None
+
+
 async def test_the_calling_replica_never_takes_itself_for_dead(store: RunStore) -> None:
     # its own heartbeat may have been written late (a busy pool): it is alive all the same
     timeout = dt.timedelta(minutes=1)

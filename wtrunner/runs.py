@@ -307,14 +307,18 @@ class RunService:
     async def recover(self, previous: str | None = None) -> list[RunRecord]:
         """At start-up: the runs this replica, or ``previous`` (the replica that used this
         cache before this start), left unfinished become ``lost``; their processes, if any
-        survived, are ended."""
-        lost = await self.store.mark_lost(self.replica, LOST_MESSAGE)
-        if previous is not None and previous != self.replica:
-            lost += await self.store.mark_lost(previous, LOST_MESSAGE)
+        survived, are ended (also those of runs a peer marked lost meanwhile)."""
+        owners = [self.replica] if previous in (None, self.replica) else [self.replica, previous]
+        lost = []
+        for owner in owners:
+            lost += await self.store.mark_lost(owner, LOST_MESSAGE)
         for record in lost:
             log.warning("run %s was in progress when the server stopped: lost", record.id)
-            if record.pgid is not None and kill_orphaned_run(record.pgid, record.id):
-                log.warning("ended the processes run %s left behind", record.id)
+        for owner in owners:
+            for record in await self.store.lost_with_processes(owner):
+                assert record.pgid is not None
+                if kill_orphaned_run(record.pgid, record.id):
+                    log.warning("ended the processes run %s left behind", record.id)
         return lost
 
     async def heartbeat(self, advertise_url: str, replica_timeout: dt.timedelta) -> None:

@@ -469,6 +469,20 @@ class RunStore:
         )
         return await self._select(query)
 
+    async def lost_with_processes(self, replica: str) -> builtins.list[RunRecord]:
+        """The runs of ``replica`` that ended ``lost`` while their workflow had a process
+        group (``pgid``): its processes may have outlived their server. Oldest first."""
+        query = (
+            select(runs)
+            .where(
+                runs.c.replica == replica,
+                runs.c.state == RunState.LOST.value,
+                runs.c.pgid.is_not(None),
+            )
+            .order_by(*_OLDEST_FIRST)
+        )
+        return await self._select(query)
+
     async def mark_lost(self, replica: str, error: str) -> builtins.list[RunRecord]:
         """End every unfinished run of ``replica`` as ``lost`` with outcome kind ``lost`` and
         ``error``; their records (a run that ended meanwhile keeps its state).
