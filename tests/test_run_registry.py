@@ -284,9 +284,11 @@ async def test_retention_prunes_old_finished_runs(client: Client, tmp_path: Path
     assert status == 200
     runs = client.app[RUNS]
     assert await runs.prune(dt.timedelta(days=30)) == []
+    assert await runs.store.replica(runs.replica) is not None, "its heartbeat is recent"
     pruned = await runs.prune(dt.timedelta(seconds=0))
     assert len(pruned) == 1
     assert (await _get(client, "/runs"))["runs"] == []
+    assert await runs.store.replica(runs.replica) is None, "silent longer than the retention"
 
 
 async def test_runs_gauge_by_state(client: Client, tmp_path: Path) -> None:

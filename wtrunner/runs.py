@@ -351,9 +351,12 @@ class RunService:
                 cancel.set()
 
     async def prune(self, retention: dt.timedelta) -> list[str]:
-        """Delete the records of runs that finished longer than ``retention`` ago."""
+        """Delete the records of runs that finished longer than ``retention`` ago, and the
+        heartbeats of replicas silent as long (their runs ended long ago)."""
         await self.settled()
-        pruned = await self.store.prune(dt.datetime.now(dt.timezone.utc) - retention)
+        before = dt.datetime.now(dt.timezone.utc) - retention
+        pruned = await self.store.prune(before)
+        await self.store.forget_replicas(before)
         for run_id in pruned:
             await self._remove_logs(run_id)
         if pruned:
