@@ -13,6 +13,11 @@ from wtrunner.invokers.batch_status import MAX_DESCRIPTION, JobProgress, run_sta
 from wtrunner.run_states import RunState
 
 State = batch_v1.JobStatus.State
+# Job cancellation (CANCELLATION_IN_PROGRESS, CANCELLED) came in later google-cloud-batch
+# releases than the lowest one supported; the mapping goes by name and handles both.
+NEEDS_CANCELLATION = pytest.mark.skipif(
+    "CANCELLED" not in State.__members__, reason="this google-cloud-batch has no job cancellation"
+)
 NAME = "projects/test-project/locations/europe-west1/jobs/run-1-1f3a9c0e"
 
 
@@ -74,15 +79,17 @@ RUNNING = changed("SCHEDULED", "RUNNING", 10)
             [QUEUED, changed("QUEUED", "DELETION_IN_PROGRESS", 3)],
             JobProgress(RunState.CANCELLED, finished_at=at(3)),  # it never ran
         ),
-        (
-            State.CANCELLATION_IN_PROGRESS,
+        pytest.param(
+            getattr(State, "CANCELLATION_IN_PROGRESS", None),
             [RUNNING, changed("RUNNING", "CANCELLATION_IN_PROGRESS", 20)],
             JobProgress(RunState.CANCELLED, started_at=at(10), finished_at=at(20)),
+            marks=NEEDS_CANCELLATION,
         ),
-        (
-            State.CANCELLED,
+        pytest.param(
+            getattr(State, "CANCELLED", None),
             [RUNNING, changed("CANCELLATION_IN_PROGRESS", "CANCELLED", 25)],
             JobProgress(RunState.CANCELLED, started_at=at(10), finished_at=at(25)),
+            marks=NEEDS_CANCELLATION,
         ),
     ],
 )
@@ -104,7 +111,8 @@ def test_every_job_state_of_the_api_is_mapped() -> None:
         "CANCELLATION_IN_PROGRESS": RunState.CANCELLED,
         "CANCELLED": RunState.CANCELLED,
     }
-    assert {s.name: run_state_of(job(s)).state for s in State.__members__.values()} == expected
+    known = {name: state for name, state in expected.items() if name in State.__members__}
+    assert {s.name: run_state_of(job(s)).state for s in State.__members__.values()} == known
 
 
 def test_a_failed_job_says_why_with_its_exit_code() -> None:
