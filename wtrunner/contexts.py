@@ -144,6 +144,13 @@ def _take_over_cache(settings: Settings) -> str | None:
     return previous
 
 
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Pause the background loop for ``seconds`` or until ``stop`` is set; whether it is."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
 async def _beat(runs: RunService, settings: Settings, readiness: Readiness) -> None:
     """One heartbeat round; ``/readyz`` shows whether the run store answered."""
     timeout = dt.timedelta(seconds=settings.replica_timeout_seconds)
@@ -164,9 +171,7 @@ async def _heartbeats(
     retry = Backoff(first=0.5, maximum=settings.heartbeat_seconds)
     pause = settings.heartbeat_seconds
     while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause)
-        if stop.is_set():
+        if await _stopped_within(stop, pause):
             return
         try:
             await _beat(runs, settings, readiness)
@@ -188,8 +193,7 @@ async def _track_batch_jobs(runs: RunService, settings: Settings, stop: asyncio.
             await runs.track_batch_jobs()
         except Exception:
             log.exception("following Cloud Batch jobs failed; trying again later")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.batch_poll_seconds)
+        await _stopped_within(stop, settings.batch_poll_seconds)
 
 
 async def _maintain_runs(runs: RunService, settings: Settings, stop: asyncio.Event) -> None:
@@ -204,8 +208,7 @@ async def _maintain_runs(runs: RunService, settings: Settings, stop: asyncio.Eve
         except Exception:
             log.exception("run store maintenance failed; trying again later")
         rounds += 1
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), MAINTENANCE_SECONDS)
+        await _stopped_within(stop, MAINTENANCE_SECONDS)
 
 
 async def pubsub_context(app: web.Application) -> AsyncIterator[None]:

@@ -585,19 +585,14 @@ class RunService:
         if outcome.job_name:
             fields["job_name"] = outcome.job_name
         try:
-            await self.store.transition(run_id, state, **fields)
-        except InvalidTransition as exc:  # e.g. cancelled from elsewhere meanwhile
-            log.info("run %s kept its state: %s", run_id, exc)
-        except ServiceUnavailableError as exc:
-            log.warning("could not record how run %s ended (%s) yet: %s; trying again until "
-                        "the run store answers", run_id, state.value, exc)  # fmt: skip
-            task = asyncio.get_running_loop().create_task(self._rerecord_end(run_id, state, fields))
-            self._unrecorded.add(task)
-            task.add_done_callback(self._unrecorded.discard)
-        except Exception:
-            # the run stays unfinished in the store; the next start of this replica (or a
-            # peer, once its heartbeat is gone) marks it lost
-            log.exception("could not record how run %s ended (%s)", run_id, state.value)
+            if not await self._try_recording_end(run_id, state, fields):
+                log.warning("could not record how run %s ended (%s) yet; trying again until "
+                            "the run store answers", run_id, state.value)  # fmt: skip
+                task = asyncio.get_running_loop().create_task(
+                    self._rerecord_end(run_id, state, fields)
+                )
+                self._unrecorded.add(task)
+                task.add_done_callback(self._unrecorded.discard)
         finally:
             ended = self._ended.pop(run_id, None)
             if ended is not None:
@@ -610,17 +605,26 @@ class RunService:
         retry = Backoff(first=0.5, maximum=self.context.settings.heartbeat_seconds)
         while True:
             await asyncio.sleep(retry.next_delay())
-            try:
-                await self.store.transition(run_id, state, **fields)
-            except ServiceUnavailableError:
-                continue
-            except InvalidTransition as exc:
-                log.info("run %s kept its state: %s", run_id, exc)
-            except Exception:
-                log.exception("could not record how run %s ended (%s)", run_id, state.value)
-            else:
+            if await self._try_recording_end(run_id, state, fields):
                 log.info("recorded how run %s ended (%s) after all", run_id, state.value)
-            return
+                return
+
+    async def _try_recording_end(
+        self, run_id: str, state: RunState, fields: dict[str, object]
+    ) -> bool:
+        """Move the run to its final ``state``; False only when the run store cannot be
+        reached (worth trying again). A run that another writer ended meanwhile keeps its
+        state; any other failure is logged (the run stays unfinished in the store, and the
+        next start of this replica, or a peer once its heartbeat is gone, marks it lost)."""
+        try:
+            await self.store.transition(run_id, state, **fields)
+        except ServiceUnavailableError:
+            return False
+        except InvalidTransition as exc:  # e.g. cancelled from elsewhere meanwhile
+            log.info("run %s kept its state: %s", run_id, exc)
+        except Exception:
+            log.exception("could not record how run %s ended (%s)", run_id, state.value)
+        return True
 
     async def _start_and_wait(self, prepared: _Prepared) -> RunOutcome:
         request, invoker = prepared.request, prepared.invoker

@@ -485,21 +485,12 @@ class RunStore:
 
     async def mark_lost(self, replica: str, error: str) -> builtins.list[RunRecord]:
         """End every unfinished run of ``replica`` as ``lost`` with outcome kind ``lost`` and
-        ``error``; their records (a run that ended meanwhile keeps its state).
+        ``error``; their records, oldest first (a run that ended meanwhile keeps its state).
 
         A ``submitted`` run goes on elsewhere (a Cloud Batch job): it is not lost with the
         replica that submitted it.
         """
-        lost: builtins.list[RunRecord] = []
-        outcome = RunOutcomeRecord(kind="lost", error=error)
-        for record in await self.unfinished(replica):
-            if record.state is RunState.SUBMITTED:
-                continue
-            try:
-                lost.append(await self.transition(record.id, RunState.LOST, outcome=outcome))
-            except (InvalidTransition, RunNotFound):
-                continue
-        return lost
+        return await self._write(lambda conn: _lose(conn, runs.c.replica == replica, error))
 
     async def prune(self, finished_before: dt.datetime) -> builtins.list[str]:
         """Delete the runs that ended before ``finished_before``; their ids."""
@@ -571,21 +562,17 @@ class RunStore:
         it is not lost. Replicas may call this at once: each run is ended by one of them, and
         a run that ends meanwhile keeps its state. The time is taken when the statements run.
         """
-        outcome = RunOutcomeRecord(kind="lost", error=error).model_dump(mode="json")
 
         def work(conn: Connection) -> builtins.list[RunRecord]:
-            now = _now()
-            cutoff = now - timeout
+            cutoff = _now() - timeout
             heartbeat = select(replicas.c.id).where(replicas.c.id == runs.c.replica)
             dead = or_(
                 heartbeat.where(replicas.c.heartbeat_at < cutoff).exists(),
                 and_(~heartbeat.exists(), runs.c.created_at < cutoff),
             )
-            candidates = select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), dead)
             if alive is not None:
-                candidates = candidates.where(runs.c.replica != alive)
-            values = {"state": RunState.LOST.value, "outcome": outcome, "finished_at": now}
-            return _update_ids(conn, _lock_ids(conn, candidates), values)
+                dead = and_(dead, runs.c.replica != alive)
+            return _lose(conn, dead, error)
 
         return await self._write(work)
 
@@ -805,6 +792,16 @@ def _lock_ids(conn: Connection, query: Select[Any]) -> builtins.list[str]:
     """
     locking = query.order_by(*_OLDEST_FIRST).with_for_update(skip_locked=True)
     return list(conn.execute(locking).scalars())
+
+
+def _lose(conn: Connection, owned: ColumnElement[bool], error: str) -> builtins.list[RunRecord]:
+    """End as ``lost`` (outcome kind ``lost`` with ``error``, finished now) the runs that
+    ``owned`` selects and that a lost replica takes with it (not ``submitted`` ones: a Cloud
+    Batch job goes on); their records, oldest first."""
+    outcome = RunOutcomeRecord(kind="lost", error=error).model_dump(mode="json")
+    values = {"state": RunState.LOST.value, "outcome": outcome, "finished_at": _now()}
+    candidates = select(runs.c.id).where(runs.c.state.in_(_LOST_WITH_REPLICA), owned)
+    return _update_ids(conn, _lock_ids(conn, candidates), values)
 
 
 def _update_ids(
