@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,19 @@ import yaml
 from tests.container.dockerfile import CONTAINER, IMAGE_ENV
 
 K8S = CONTAINER / "k8s"
-KUSTOMIZATIONS = sorted(path.parent for path in K8S.rglob("kustomization.yaml"))
+BASE = K8S / "base"
+
+
+def _is_component(directory: Path) -> bool:
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    return bool(kustomization.get("kind") == "Component")
+
+
+_ALL = sorted(path.parent for path in K8S.rglob("kustomization.yaml"))
+# The base and the overlays (what `kubectl apply -k` takes), and the components an overlay opts
+# into (rendered on the base, as container/check does).
+KUSTOMIZATIONS = [path for path in _ALL if not _is_component(path)]
+COMPONENTS = [path for path in _ALL if _is_component(path)]
 
 
 def find_kubectl() -> str:
@@ -30,7 +43,27 @@ def find_kubectl() -> str:
 
 
 @functools.cache
+def render_on_base(component: Path) -> tuple[dict[str, Any], ...]:
+    """What an overlay of the base that uses ``component`` renders."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # kustomize takes only relative paths to other kustomizations
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(BASE, tmp)],
+            "components": [os.path.relpath(component, tmp)],
+        }
+        Path(tmp, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return _kustomize(Path(tmp))
+
+
+@functools.cache
 def render(directory: Path) -> tuple[dict[str, Any], ...]:
+    """What ``kubectl kustomize directory`` renders."""
+    return _kustomize(directory)
+
+
+def _kustomize(directory: Path) -> tuple[dict[str, Any], ...]:
     result = subprocess.run(
         [find_kubectl(), "kustomize", str(directory)],
         capture_output=True,
@@ -56,6 +89,16 @@ class Rendered:
         found = self.of_kind(kind)
         assert len(found) == 1, f"{self.name}: {len(found)} {kind} objects"
         return found[0]
+
+    def named(self, kind: str, name: str) -> dict[str, Any]:
+        found = [doc for doc in self.of_kind(kind) if doc["metadata"]["name"] == name]
+        assert len(found) == 1, f"{self.name}: no {kind} named {name}"
+        return found[0]
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        labels: dict[str, str] = self.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+        return labels
 
     @property
     def pod(self) -> dict[str, Any]:
@@ -90,3 +133,13 @@ class Rendered:
         named = {p["name"]: p["containerPort"] for p in self.container["ports"] if "name" in p}
         assert port in named, f"{self.name}: no container port named {port}"
         return int(named[port])
+
+
+def pre_stop_seconds(container: dict[str, Any]) -> float:
+    """How long the container's preStop hook pauses (``sleep`` action or ``sleep N`` command)."""
+    pre_stop = container["lifecycle"]["preStop"]
+    if "sleep" in pre_stop:
+        return float(pre_stop["sleep"]["seconds"])
+    command = pre_stop["exec"]["command"]
+    assert Path(command[0]).name == "sleep" and len(command) == 2, command
+    return float(command[1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from tests.container.known import (
     settings_from,
     unknown_setting_names,
 )
-from tests.container.manifests import K8S, KUSTOMIZATIONS, Rendered, render
+from tests.container.manifests import K8S, KUSTOMIZATIONS, Rendered, pre_stop_seconds, render
 from wtrunner.settings import SettingsError, load_settings
 
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY", re.I)
@@ -29,9 +28,10 @@ SECRET_VALUE = re.compile(
 )
 
 
-def test_the_base_and_the_pubsub_overlay_are_there() -> None:
+def test_the_base_and_the_overlays_are_there() -> None:
     names = {path.relative_to(K8S).as_posix() for path in KUSTOMIZATIONS}
-    assert {"base", "overlays/pubsub-consumer"} <= names
+    overlays = {"overlays/pubsub-consumer", "overlays/long-runs", "overlays/gke"}
+    assert {"base", "overlays/postgresql"} | overlays <= names
 
 
 def test_manifests_name_only_settings_wtrunner_reads(rendered: Rendered) -> None:
@@ -90,20 +90,11 @@ def test_service_links_are_off(rendered: Rendered, monkeypatch: pytest.MonkeyPat
         load_settings()
 
 
-def _pre_stop_seconds(container: dict[str, Any]) -> float:
-    pre_stop = container["lifecycle"]["preStop"]
-    if "sleep" in pre_stop:
-        return float(pre_stop["sleep"]["seconds"])
-    command = pre_stop["exec"]["command"]
-    assert Path(command[0]).name == "sleep" and len(command) == 2, command
-    return float(command[1])
-
-
 def test_grace_period_covers_the_whole_shutdown(
     rendered: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_from(rendered.environment(), monkeypatch)
-    pre_stop = _pre_stop_seconds(rendered.container)
+    pre_stop = pre_stop_seconds(rendered.container)
     assert pre_stop >= 5, "endpoints need a moment to drop the pod before SIGTERM"
     drain = settings.pubsub_drain_seconds if settings.pubsub_subscription else 0.0
     needed = pre_stop + settings.shutdown_timeout + drain + settings.kill_grace_seconds
@@ -193,10 +184,16 @@ def test_objects_refer_to_each_other(rendered: Rendered) -> None:
     assert service["spec"]["selector"].items() <= pod_labels.items()
     pdb = rendered.one("PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    hpa = rendered.one("HorizontalPodAutoscaler")
-    target = hpa["spec"]["scaleTargetRef"]
-    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
-    assert hpa["spec"]["minReplicas"] >= 2
+    # One autoscaler: the base's CPU HorizontalPodAutoscaler, or KEDA's ScaledObject instead
+    # (two would fight over the replica count).
+    autoscalers = rendered.of_kind("HorizontalPodAutoscaler") + rendered.of_kind("ScaledObject")
+    assert len(autoscalers) == 1, f"{rendered.name}: {len(autoscalers)} autoscalers"
+    [autoscaler] = autoscalers
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert target.get("kind", "Deployment") == "Deployment"
+    assert target["name"] == deployment["metadata"]["name"]
+    spec = autoscaler["spec"]
+    assert spec.get("minReplicas", spec.get("minReplicaCount", 0)) >= 2
     # The autoscaler owns the replica count: a replicas field would reset it on every apply.
     assert "replicas" not in deployment["spec"]
     account = rendered.one("ServiceAccount")
@@ -204,16 +201,17 @@ def test_objects_refer_to_each_other(rendered: Rendered) -> None:
     assert "iam.gke.io/gcp-service-account" in account["metadata"]["annotations"]
 
 
-def test_only_the_pubsub_overlay_turns_the_consumer_on(
+def test_only_the_pubsub_overlays_turn_the_consumer_on(
     rendered: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_from(rendered.environment(), monkeypatch)
-    if rendered.name == "overlays/pubsub-consumer":
+    consumers = {"overlays/pubsub-consumer", "overlays/long-runs", "overlays/gke"}
+    if rendered.name in consumers:
         assert re.fullmatch(r"projects/[^/]+/subscriptions/[^/]+", settings.pubsub_subscription)
-        hpa = rendered.one("HorizontalPodAutoscaler")
-        assert hpa["spec"]["minReplicas"] >= 3
-    elif rendered.name == "base":
-        assert settings.pubsub_subscription == ""
+        # scaled on the subscription by KEDA (test_scaling.py), three pullers at least
+        assert rendered.one("ScaledObject")["spec"]["minReplicaCount"] >= 3
+    else:
+        assert settings.pubsub_subscription == "", rendered.name
 
 
 def test_every_replica_advertises_its_pod_ip_and_reads_the_shared_store_from_a_secret(
