@@ -5,9 +5,7 @@ Fixtures only: the helpers and the types named here live in tests/helpers.py."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,9 +17,9 @@ from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.auth_helpers import LocalIssuer
 from tests.gcs_helpers import fake_gcs
 from tests.helpers import (
-    NOWHERE_STORES,
     REPO,
     Client,
     ClientFactory,
@@ -29,7 +27,7 @@ from tests.helpers import (
     SettingsFactory,
 )
 from tests.postgres import fresh_database, fresh_schema, session_database
-from tests.processes import start_server
+from tests.processes import running_server
 from tests.pubsub_helpers import Emulator, Subscription, start_emulator
 from wtrunner.app import create_app
 from wtrunner.channel import build_channel
@@ -44,6 +42,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith(("WTRUNNER_", "ECOSCOPE_WORKFLOWS_", "WT_")) and name not in (
             "WTRUNNER_REQUIRE_EMULATORS",
             "WTRUNNER_REQUIRE_POSTGRES",
+            "WTRUNNER_REQUIRE_BROWSER",
         ):
             monkeypatch.delenv(name)
     monkeypatch.delenv("PORT", raising=False)
@@ -90,6 +89,18 @@ def make_client(
 async def client(make_client: ClientFactory) -> Client:
     """The app on the session channel, with a short kill grace period."""
     return await make_client(kill_grace_seconds=0.5)
+
+
+@pytest.fixture
+async def local_issuer(
+    aiohttp_server: Callable[[web.Application], Awaitable[Any]],
+) -> LocalIssuer:
+    """An OIDC issuer on 127.0.0.1 (discovery and JWKS) with one RS256 key published."""
+    issuer = LocalIssuer()
+    server = await aiohttp_server(issuer.app)
+    issuer.url = f"http://{server.host}:{server.port}"
+    issuer.add_key()
+    return issuer
 
 
 @pytest.fixture(scope="session")
@@ -159,22 +170,8 @@ def spans() -> InMemorySpanExporter:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory, channel: Path) -> Iterator[LiveServer]:
     """``wtrunner serve`` on the session channel, results confined to a temporary root."""
-    work = tmp_path_factory.mktemp("live-server")
-    with (work / "server.log").open("wb") as log:
-        process, url = start_server(
-            work,
-            stderr=log,
-            WTRUNNER_CHANNELS=channel.as_uri(),
-            WTRUNNER_RESULTS_ROOTS=str(work / "results"),
-            WTRUNNER_KILL_GRACE_SECONDS="0.2",
-            # cloud stores point at a closed local port: nothing may leave this machine
-            WTRUNNER_OBJECT_STORE_OPTIONS=json.dumps(NOWHERE_STORES),
-        )
-    try:
-        yield LiveServer(url, work / "results")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+    with running_server(tmp_path_factory.mktemp("live-server"), channel) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy.engine import Engine
 
+from wtrunner.runstore import RunStore
+from wtrunner.runstore.store import ServerDatabase, SQLiteDatabase
 from wtrunner.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,3 +93,12 @@ class LiveServer:
 
     url: str
     results_root: Path
+
+
+def sync_engine(store: RunStore) -> Engine:
+    """The engine whose statement events show what ``store`` sends, on either database."""
+    database = store.database
+    if isinstance(database, ServerDatabase):
+        return database.engine.sync_engine
+    assert isinstance(database, SQLiteDatabase)
+    return database.engine

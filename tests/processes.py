@@ -1,16 +1,23 @@
-"""Helpers for tests that start real processes: free ports, waiting for a server to answer."""
+"""Helpers for tests that start real processes: free ports, waiting for a server to answer,
+calling it and stopping it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from tests.helpers import NOWHERE_STORES, LiveServer
 
 
 def free_port() -> int:
@@ -69,6 +76,64 @@ def start_server(
     )
     wait_until_answering(f"http://127.0.0.1:{port}/livez", process)
     return process, f"http://127.0.0.1:{port}"
+
+
+def kill_server(process: subprocess.Popen[bytes]) -> None:
+    """Kill a server outright (SIGKILL: no shutdown, as when its node fails) and reap it."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def stop_server(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Stop a server as Kubernetes would (SIGTERM), killing it if it has not exited within
+    ``timeout`` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_server(work: Path, channel: Path, **settings: str) -> Iterator[LiveServer]:
+    """``wtrunner serve`` on ``channel`` (and ``settings``, variable name -> value) for the
+    block, its results confined to ``work / "results"``, its log in ``work / "server.log"``;
+    stopped with :func:`stop_server` at the end."""
+    with (work / "server.log").open("wb") as log:
+        process, url = start_server(
+            work,
+            stderr=log,
+            WTRUNNER_CHANNELS=channel.as_uri(),
+            WTRUNNER_RESULTS_ROOTS=str(work / "results"),
+            WTRUNNER_KILL_GRACE_SECONDS="0.2",
+            # cloud stores point at a closed local port: nothing may leave this machine
+            WTRUNNER_OBJECT_STORE_OPTIONS=json.dumps(NOWHERE_STORES),
+            **settings,
+        )
+    try:
+        yield LiveServer(url, work / "results")
+    finally:
+        stop_server(process)
+
+
+def call_json(url: str, data: dict[str, Any] | None = None) -> Any:
+    """GET ``url``, or POST ``data`` to it as JSON; the JSON answer. Blocking, for tests that
+    drive a server process without an event loop."""
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it is true; fail with ``what`` once ``timeout`` seconds have
+    passed. Blocking, for tests without an event loop (async ones use
+    :func:`tests.helpers.until`)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def children_of(pid: int) -> list[int]:

@@ -50,6 +50,8 @@ async def test_rebuild_with_unchanged_sources_builds_nothing(tmp_path: Path) -> 
         ("name: wt-x\nentry_point: m:f\n", "'version'"),
         ("name: wt-x\nversion: 1\nentry_point: not-a-module\n", "'entry_point'"),
         ("name: wt-x\nversion: 1\nentry_point: m:f\nbuild_number: -1\n", "'build_number'"),
+        ("name: wt-x\nversion: 1\nentry_point: m:f\nsummary: [a, b]\n", "'summary'"),
+        ('name: wt-x\nversion: 1\nentry_point: m:f\nsummary: "a\\nb"\n', "'summary'"),
         ("[unclosed", "not valid YAML"),
     ],
 )

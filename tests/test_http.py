@@ -13,6 +13,8 @@ from tests.helpers import ClientFactory, SettingsFactory
 from wtrunner.api.parsing import parse_json_body
 from wtrunner.app import create_app
 
+JSON_BODY = {"Content-Type": "application/json"}
+
 
 class Echo(BaseModel):
     name: str
@@ -56,7 +58,9 @@ async def test_body_over_the_limit_is_json_413(
     make_client: ClientFactory, make_settings: SettingsFactory
 ) -> None:
     client = await make_client(app=_app_with_test_routes(make_settings, max_body_bytes=1024))
-    response = await client.post("/test/echo", data=b'{"name": "' + b"x" * 2000 + b'"}')
+    response = await client.post(
+        "/test/echo", data=b'{"name": "' + b"x" * 2000 + b'"}', headers=JSON_BODY
+    )
     assert response.status == 413
     assert response.content_type == "application/json"
     assert "1024" in (await response.json())["detail"]
@@ -79,7 +83,7 @@ async def test_body_that_is_not_a_valid_object_is_422(
     loc: list[str],
 ) -> None:
     client = await make_client(app=_app_with_test_routes(make_settings))
-    response = await client.post("/test/echo", data=body)
+    response = await client.post("/test/echo", data=body, headers=JSON_BODY)
     assert response.status == 422
     assert response.content_type == "application/json"
     detail = (await response.json())["detail"]

@@ -17,14 +17,15 @@ PACKAGE = Path(wtrunner.__file__).parent
 # Lowest first. A name is a module or a subpackage (everything under it).
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"version", "errors", "contract", "invoker_names", "text", "backoff",
-                "singleflight", "readiness", "run_states", "ratelimit"}),
+                "singleflight", "readiness", "run_states", "ratelimit", "scopes", "reserved_env",
+                "proctree"}),
     ("configuration", {"settings", "logs", "gcp"}),
     ("services", {"tracing", "metrics", "looplag", "schemas", "processes", "results", "channel",
-                  "environments", "runstore", "runlogs"}),
+                  "environments", "runstore", "runlogs", "auth", "cgroups", "catalogue"}),
     ("run requests", {"run_request", "workflow_commands"}),
     ("back ends", {"invokers"}),
     ("workflow metadata", {"metadata"}),
-    ("Cloud Batch tracking", {"batch_tracking"}),
+    ("remote job tracking", {"job_tracking"}),
     ("run path", {"runs"}),
     ("Pub/Sub front door", {"pubsub"}),
     ("application state", {"keys"}),

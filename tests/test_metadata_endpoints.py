@@ -76,7 +76,12 @@ async def test_invalid_form_data_and_params_are_422_with_jsonschema_items(client
 
 async def test_conversion_body_must_be_an_object(client: Client) -> None:
     for body in (b"[1, 2]", b"not json", b""):
-        response = await client.post("/formdata-to-params", params=TRACKS, data=body)
+        response = await client.post(
+            "/formdata-to-params",
+            params=TRACKS,
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         assert response.status == 422
         assert (await response.json())["detail"][0]["loc"][0] == "body"
 

@@ -133,7 +133,10 @@ def test_lone_surrogates_are_refused_cleanly(live_server: LiveServer) -> None:
         '"data_connections_env_vars": {"GOOD_NAME": "\\ud800"}}'
     )
     request = urllib.request.Request(
-        f"{live_server.url}/?matchspec={ECHO}", data=raw.encode(), method="POST"
+        f"{live_server.url}/?matchspec={ECHO}",
+        data=raw.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
     )
     try:
         urllib.request.urlopen(request, timeout=60)

@@ -73,7 +73,9 @@ async def test_data_that_is_not_base64_is_an_error(client: Client) -> None:
         200,
         "message.data is not base64",
     )
-    response = await client.post("/run-from-pubsub", data=b"[1, 2, 3]")
+    response = await client.post(
+        "/run-from-pubsub", data=b"[1, 2, 3]", headers={"Content-Type": "application/json"}
+    )
     assert (response.status, (await response.json())["status"]) == (200, "error")
 
 

@@ -7,7 +7,6 @@ recovered from without losing or repeating a run."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -25,7 +24,7 @@ from tests.helpers import until
 from tests.postgres import Relay, fresh_schema
 from tests.processes import free_port, start_server
 from tests.pubsub_helpers import ACK_DEADLINE_SECONDS, Subscription, push_body, run_command
-from wtrunner.processes import RUN_ID_VARIABLE
+from wtrunner.processes import kill_orphaned_runs
 from wtrunner.run_request import LOST_MESSAGE
 
 pytestmark = pytest.mark.slow  # ~40 s: replica timeouts, an outage longer than one
@@ -76,7 +75,7 @@ class Cluster:
     database_url: str
     replicas: list[Replica] = field(default_factory=list)
     relays: list[Relay] = field(default_factory=list)
-    orphans: list[int] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
 
     async def start(
         self, names: list[str], database_url: str | None = None, **settings: str
@@ -124,29 +123,14 @@ class Cluster:
         """SIGKILL ``replica`` as when its pod dies, then ``run``'s workflow (in its own process
         group it survives its server here; in a pod it dies with the pod)."""
         replica.kill()
-        self.orphans.append(run["pgid"])
-        _kill_workflow(run["pgid"])
+        self.orphans.append(run["id"])
+        kill_orphaned_runs([run["id"]])
 
     async def close(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(r.stop) for r in self.replicas))
         for relay in self.relays:
             await relay.stop()
-        for pgid in self.orphans:
-            _kill_workflow(pgid)
-
-
-def _kill_workflow(pgid: int) -> None:
-    """SIGKILL process group ``pgid`` if its leader still is a workflow (it carries a run id),
-    and reap it if this process adopted it."""
-    try:
-        with open(f"/proc/{pgid}/environ", "rb") as file:
-            if f"{RUN_ID_VARIABLE}=".encode() not in file.read():
-                return
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, 0)
+        kill_orphaned_runs(self.orphans)
 
 
 def _alive(pid: int) -> bool:

@@ -8,17 +8,15 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
-from tests.processes import start_server
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, sync_engine, until
+from tests.processes import call_json, kill_server, start_server, stop_server, wait_until
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.keys import RUNS
 from wtrunner.run_request import CANCELLED_MESSAGE, LOST_MESSAGE, new_run_id
@@ -217,6 +215,52 @@ async def test_a_synchronous_post_of_a_cancelled_run_answers_500(
     assert (status, body["error"]) == (500, CANCELLED_MESSAGE)
 
 
+async def test_a_run_that_finds_a_slot_free_is_recorded_running_at_once(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """Two writes for a run that starts at once (created running, then its end); a run that
+    waited for a slot is recorded queued first, and becomes running when it gets one."""
+    client = await make_client(max_concurrent_runs=1, kill_grace_seconds=0.2)
+    engine = sync_engine(client.app[RUNS].store)
+    writes: list[tuple[str, str]] = []
+
+    def seen(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, *_: Any
+    ) -> None:
+        verb = statement.split()[0].upper()
+        if verb in ("INSERT", "UPDATE") and " runs" in statement.lower():
+            values = context.compiled_parameters[0] if context.compiled_parameters else {}
+            writes.append((verb, str(values.get("state", ""))))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        status, body = await post_run(client, ECHO, {"echo": {}}, tmp_path / "a")
+        assert status == 200, body
+        await client.app[RUNS].settled()
+        assert writes == [("INSERT", "running"), ("UPDATE", "succeeded")]
+        writes.clear()
+        pid_file = tmp_path / "pid"
+        _, first, _ = await _submit(
+            client, SLOW, {"sleep": {"seconds": 600, "pid_file": str(pid_file)}}, tmp_path / "b"
+        )
+        await until(pid_file.exists, 60, "the first run to hold the only slot")
+        _, waiting, _ = await _submit(client, ECHO, {"echo": {}}, tmp_path / "c")
+        assert (await _get(client, f"/runs/{waiting['id']}"))["state"] == "queued"
+        assert (await client.post(f"/runs/{first['id']}/cancel")).status == 202
+        done = await _get(client, f"/runs/{waiting['id']}", wait="60")
+        assert done["state"] == "succeeded"
+        assert done["resolved"]["name"] == ECHO
+        await client.app[RUNS].settled()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # the slow run: created running, its cancel asked for, cancelled; the other: created
+    # queued, running once it had the slot, succeeded
+    assert sorted(writes) == sorted([
+        ("INSERT", "running"), ("UPDATE", ""), ("UPDATE", "cancelled"),
+        ("INSERT", "queued"), ("UPDATE", "running"), ("UPDATE", "succeeded"),
+    ])  # fmt: skip
+
+
 async def test_a_queued_run_cancelled_never_starts(
     make_client: ClientFactory, tmp_path: Path
 ) -> None:
@@ -304,46 +348,30 @@ async def test_runs_gauge_by_state(client: Client, tmp_path: Path) -> None:
 def test_a_server_killed_mid_run_restarts_with_the_run_lost_and_its_process_gone(
     tmp_path: Path, channel: Path
 ) -> None:
-    def call(url: str, data: dict[str, Any] | None = None) -> Any:
-        body = json.dumps(data).encode() if data is not None else None
-        request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-
     settings = {"WTRUNNER_CHANNELS": channel.as_uri(), "WTRUNNER_REPLICA_ID": "replica-k"}
     server, url = start_server(tmp_path, stderr=subprocess.DEVNULL, **settings)
     pid_file = tmp_path / "pid"
     try:
-        run = call(
+        run = call_json(
             f"{url}/runs?matchspec={SLOW}",
             {"params": {"sleep": {"seconds": 600, "pid_file": str(pid_file)}},
              "results_url": str(tmp_path / "r"), **RUN_BODY},
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not pid_file.exists():  # a blocking test: poll the file the workflow writes
-            assert time.monotonic() < deadline, "the workflow did not start"
-            time.sleep(0.05)
+        wait_until(pid_file.exists, 60, "the workflow did not start")
         pid = int(pid_file.read_text())
-        assert call(f"{url}/runs/{run['id']}")["state"] == "running"
+        assert call_json(f"{url}/runs/{run['id']}")["state"] == "running"
     finally:
-        server.send_signal(signal.SIGKILL)
-        server.wait(timeout=30)
+        kill_server(server)
     assert _alive(pid), "the orphaned workflow outlives its server"
 
     again, url = start_server(tmp_path, stderr=subprocess.DEVNULL, **settings)
     try:
-        record = call(f"{url}/runs/{run['id']}")
+        record = call_json(f"{url}/runs/{run['id']}")
         assert record["state"] == "lost"
         assert record["outcome"]["error"] == LOST_MESSAGE
-        deadline = time.monotonic() + 10
-        while _alive(pid):
-            assert time.monotonic() < deadline, "the orphaned workflow survived the restart"
-            time.sleep(0.05)
+        wait_until(lambda: not _alive(pid), 10, "the orphaned workflow survived the restart")
     finally:
-        again.send_signal(signal.SIGTERM)
-        again.wait(timeout=60)
+        stop_server(again)
 
 
 # --- idempotency -----------------------------------------------------------------------------

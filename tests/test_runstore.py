@@ -11,6 +11,8 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import subprocess
+import sys
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,11 +25,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Table, event, inspect, text, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import postgres
-from tests.helpers import until
+from tests.helpers import sync_engine, until
 from tests.postgres import Relay
 from wtrunner.errors import ServiceUnavailableError
 from wtrunner.run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState
@@ -201,11 +203,10 @@ async def test_transition_sets_the_fields_it_is_given(store: RunStore) -> None:
     record = await store.create(new_run())
     resolved = ResolvedPackage(name="wt-x", version="1.2.0", build="py_0", channel="file:///c")
     running = await store.transition(
-        record.id, RunState.RUNNING, resolved=resolved, job_name="projects/p/jobs/j", pgid=4242
+        record.id, RunState.RUNNING, resolved=resolved, job_name="projects/p/jobs/j"
     )
     assert running.resolved == resolved
     assert running.job_name == "projects/p/jobs/j"
-    assert running.pgid == 4242
     outcome = RunOutcomeRecord(
         kind="ok", result={"maps": [1, 2.5, None, "x"]}, error=None, trace=None, exit_code=0
     )
@@ -248,16 +249,16 @@ async def test_a_transition_and_an_update_are_one_statement_each(store: RunStore
         statements.append(statement.split()[0].upper())
 
     record = await store.create(new_run())
-    event.listen(_sync_engine(store), "before_cursor_execute", seen)
+    event.listen(sync_engine(store), "before_cursor_execute", seen)
     try:
-        running = await store.transition(record.id, RunState.RUNNING, pgid=7)
+        running = await store.transition(record.id, RunState.RUNNING)
         updated = await store.update(record.id, cancel_requested=True)
         done = await store.transition(record.id, RunState.CANCELLED)
     finally:
-        event.remove(_sync_engine(store), "before_cursor_execute", seen)
+        event.remove(sync_engine(store), "before_cursor_execute", seen)
     queries = [word for word in statements if word in ("SELECT", "UPDATE", "INSERT", "DELETE")]
     assert queries == ["UPDATE", "UPDATE", "UPDATE"]
-    assert (running.state, running.pgid) == (RunState.RUNNING, 7)
+    assert running.state is RunState.RUNNING
     assert updated.cancel_requested and updated.state is RunState.RUNNING
     assert done.state is RunState.CANCELLED and done.cancel_requested
     assert (await store.get(record.id)) == done
@@ -265,7 +266,7 @@ async def test_a_transition_and_an_update_are_one_statement_each(store: RunStore
 
 async def test_update_changes_fields_but_not_the_state(store: RunStore) -> None:
     record = await run_in(store, RunState.RUNNING)
-    updated = await store.update(record.id, cancel_requested=True, job_name="job-1", pgid=None)
+    updated = await store.update(record.id, cancel_requested=True, job_name="job-1")
     assert updated.cancel_requested and updated.job_name == "job-1"
     assert updated.state is RunState.RUNNING
     assert updated.started_at == record.started_at
@@ -348,7 +349,6 @@ async def test_create_records_what_it_is_given(store: RunStore) -> None:
     expected = {**new.model_dump(), "created_at": record.created_at}
     assert record.model_dump(include=set(expected)) == expected
     assert record.resolved is None and record.outcome is None and record.job_name is None
-    assert record.pgid is None
     assert not record.cancel_requested
     assert (await store.get(new.id)) == record
 
@@ -691,20 +691,19 @@ async def test_runs_of_dead_replicas_become_lost(store: RunStore) -> None:
     assert await store.mark_lost_of_dead_replicas(timeout, "again") == []
 
 
-async def test_lost_runs_with_a_process_group_are_found_for_their_replica(
+async def test_lost_runs_that_had_started_are_found_for_their_replica(
     store: RunStore,
 ) -> None:
     running = await run_in(store, RunState.RUNNING, replica="gone")
-    await store.update(running.id, pgid=4242)
     await store.transition(running.id, RunState.LOST)  # e.g. by a peer, before the restart
-    never_started = await run_in(store, RunState.LOST, replica="gone")  # no process group
+    never_started = await run_in(store, RunState.LOST, replica="gone")  # no process
     finished = await run_in(store, RunState.RUNNING, replica="gone")
-    await store.transition(finished.id, RunState.SUCCEEDED, pgid=7)
+    await store.transition(finished.id, RunState.SUCCEEDED)
     elsewhere = await run_in(store, RunState.RUNNING, replica="other")
-    await store.transition(elsewhere.id, RunState.LOST, pgid=9)
+    await store.transition(elsewhere.id, RunState.LOST)
     found = await store.lost_with_processes("gone")
-    assert [(run.id, run.pgid) for run in found] == [(running.id, 4242)]
-    assert never_started.pgid is None
+    assert [run.id for run in found] == [running.id]
+    assert never_started.started_at is None
 
 
 async def test_the_calling_replica_never_takes_itself_for_dead(store: RunStore) -> None:
@@ -1003,6 +1002,29 @@ async def test_migrations_create_the_schema_on_an_empty_database(
         await store.close()
 
 
+def test_the_head_revision_the_store_knows_is_alembics() -> None:
+    assert _head() == store_module.HEAD_REVISION
+
+
+async def test_an_up_to_date_store_opens_without_loading_alembic(tmp_path: Path) -> None:
+    url = _url(tmp_path / "runs.db")
+    store = await RunStore.open(url)  # migrated here
+    await store.close()
+    program = (
+        "import asyncio, sys\n"
+        "from wtrunner.runstore import RunStore\n"
+        "async def main():\n"
+        f"    store = await RunStore.open({url!r})\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    loaded = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
 async def test_a_sqlite_file_and_its_directories_are_created(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "runs.db"
     assert not path.parent.exists()
@@ -1138,15 +1160,6 @@ def test_database_urls_are_normalized_to_the_stores_drivers() -> None:
         with pytest.raises(ValueError) as caught:
             database_url(bad)
         assert "s3cret" not in str(caught.value)
-
-
-def _sync_engine(store: RunStore) -> Engine:
-    """The engine whose statement events show what the store sends, on either database."""
-    database = store.database
-    if isinstance(database, ServerDatabase):
-        return database.engine.sync_engine
-    assert isinstance(database, SQLiteDatabase)
-    return database.engine
 
 
 @contextlib.asynccontextmanager

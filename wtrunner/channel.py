@@ -7,6 +7,7 @@ A workflow source directory holds ``workflow.yaml`` and the code it names::
     build_number: 0                       # optional, default 0
     entry_point: tracks_workflow.cli:main # module:function that bin/<name> runs
     depends: []                           # optional conda dependencies (MatchSpecs)
+    summary: One line about it            # optional: info/about.json's summary (the catalogue)
     activation_env: {}                    # optional variables set on activation; values may
                                           # use other variables, e.g. "$CONDA_PREFIX/share"
 
@@ -61,6 +62,7 @@ class WorkflowSource:
     entry_point: str
     depends: tuple[str, ...] = ()
     activation_env: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
 
     @classmethod
     def load(cls, directory: Path) -> WorkflowSource:
@@ -85,6 +87,9 @@ class WorkflowSource:
         if not isinstance(build_number, int) or build_number < 0:
             raise ChannelBuildError(f"{path}: 'build_number' must be a non-negative integer")
         depends = meta.get("depends") or []
+        summary = meta.get("summary") or ""
+        if not isinstance(summary, str) or "\n" in summary.strip():
+            raise ChannelBuildError(f"{path}: 'summary' must be one line of text")
         activation_env = meta.get("activation_env") or {}
         if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
             raise ChannelBuildError(f"{path}: 'depends' must be a list of MatchSpecs")
@@ -100,6 +105,7 @@ class WorkflowSource:
             entry_point=text("entry_point", _ENTRY_POINT),
             depends=tuple(depends),
             activation_env={k: str(v) for k, v in activation_env.items()},
+            summary=summary.strip(),
         )
 
     def files(self) -> list[Path]:
@@ -285,7 +291,8 @@ def _write_info(staging: Path, workflow: WorkflowSource, build: str, files: list
     (info / "index.json").write_text(json.dumps(index, indent=2))
     (info / "files").write_text("".join(f"{relative}\n" for relative in files))
     (info / "paths.json").write_text(json.dumps({"paths_version": 1, "paths": paths}, indent=2))
-    (info / "about.json").write_text(json.dumps({"summary": f"wtrunner workflow {workflow.name}"}))
+    summary = workflow.summary or f"wtrunner workflow {workflow.name}"
+    (info / "about.json").write_text(json.dumps({"summary": summary}))
 
 
 def examples_dir() -> Path | None:

@@ -82,6 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--output", required=True, type=Path, help="the channel directory")
 
+    token = commands.add_parser(
+        "token",
+        help="make a client token: its WTRUNNER_AUTH_TOKENS_FILE line on stdout, the token on "
+        "stderr",
+        description="Make a random token for a client. Its line for WTRUNNER_AUTH_TOKENS_FILE "
+        "(name:sha256[:scopes]) goes to stdout, e.g. `wtrunner token ci >> tokens.txt`; the "
+        "token itself to stderr, once: it is stored nowhere.",
+    )
+    token.add_argument("name", help="the client's name (recorded on its runs, logged)")
+    token.add_argument(
+        "--scopes", help="comma-separated: run, read, admin (default: run,read, written as no "
+        "scopes)"
+    )  # fmt: skip
+
     runs_cli.add_parser(commands)
     return parser
 
@@ -105,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "runs":  # a client of a running service: no settings of its own
         return runs_cli.main(args)
+    if args.command == "token":
+        return _new_token(args.name, args.scopes)
     overrides: dict[str, Any] = {}
     if getattr(args, "host", None) is not None:
         overrides["host"] = args.host
@@ -156,6 +172,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
     raise AssertionError(f"unknown command {args.command}")
+
+
+def _new_token(name: str, scopes: str | None) -> int:
+    from .auth.tokens import new_token, token_line
+    from .scopes import parse_scopes
+
+    token = new_token()
+    try:
+        line = token_line(name, token, parse_scopes(scopes.split(",")) if scopes else None)
+    except ValueError as exc:
+        print(f"wtrunner: {exc}", file=sys.stderr)
+        return 2
+    print(line)
+    print(f"token of {name} (stored nowhere: give it to the client now): {token}", file=sys.stderr)
+    return 0
 
 
 def _cli_channel(entry: str) -> str:

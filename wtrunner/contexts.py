@@ -9,16 +9,22 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import anyio.to_thread
 from aiohttp import web
 
+from .auth.authenticator import Authenticator
 from .backoff import Backoff
+from .catalogue import Catalogue
+from .cgroups import RunCgroups
 from .channel import examples_dir
 from .environments import Environments
 from .errors import ServiceUnavailableError
 from .gcp import MissingExtraError, import_gcp
 from .invokers import InvokerContext
 from .keys import (
+    AUTH,
+    CATALOGUE,
     ENVIRONMENTS,
     METADATA,
     METRICS,
@@ -43,7 +49,8 @@ log = logging.getLogger(__name__)
 
 
 async def environments_context(app: web.Application) -> AsyncIterator[None]:
-    """Resolution of MatchSpecs; with no channel configured, the built-in examples channel."""
+    """Resolution of MatchSpecs and the catalogue of workflows; with no channel configured, the
+    built-in examples channel."""
     settings = app[SETTINGS]
     channels = list(settings.channels)
     if not channels:
@@ -59,6 +66,7 @@ async def environments_context(app: web.Application) -> AsyncIterator[None]:
     environments = Environments(settings, channels, app[METRICS])
     await environments.start()
     app[ENVIRONMENTS] = environments
+    app[CATALOGUE] = Catalogue(settings, environments.channels, environments.prefixes)
     yield
 
 
@@ -87,13 +95,16 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
     server stopped while they ran) become ``lost``, their process groups ended. In the
     background, finished runs older than the retention are pruned and the runs-by-state gauge
     is kept fresh. On shutdown, whatever finished workflows left running is killed and reaped.
+    Where the server may, its runs get cgroup leaves under a directory made here (and removed
+    on shutdown, with what servers that died left in theirs).
     """
     settings = app[SETTINGS]
     become_subreaper()
     store = await RunStore.open(
         settings.effective_database_url, pool_size=settings.database_pool_size
     )
-    reaper = GroupReaper(settings.kill_grace_seconds)
+    cgroups = await anyio.to_thread.run_sync(RunCgroups.create, settings)
+    reaper = GroupReaper(settings.kill_grace_seconds, cgroups)
     context = InvokerContext(settings, app[ENVIRONMENTS], reaper)
     app[METADATA] = Metadata(context)
     slots = RunSlots(settings.max_concurrent_runs, settings.max_queued_runs)
@@ -111,7 +122,7 @@ async def runs_context(app: web.Application) -> AsyncIterator[None]:
     background = [
         loop.create_task(_maintain_runs(runs, settings, stop)),
         loop.create_task(_heartbeats(runs, settings, app[READINESS], stop)),
-        loop.create_task(_track_batch_jobs(runs, settings, stop)),
+        loop.create_task(_track_remote_jobs(runs, settings, stop)),
     ]
     try:
         yield
@@ -186,13 +197,14 @@ async def _heartbeats(
             pause = settings.heartbeat_seconds
 
 
-async def _track_batch_jobs(runs: RunService, settings: Settings, stop: asyncio.Event) -> None:
-    """Every ``WTRUNNER_BATCH_POLL_SECONDS``: a round of the Cloud Batch reconciler."""
+async def _track_remote_jobs(runs: RunService, settings: Settings, stop: asyncio.Event) -> None:
+    """Every ``WTRUNNER_BATCH_POLL_SECONDS``: a round of the reconciler of Cloud Batch jobs and
+    Cloud Run executions."""
     while not stop.is_set():
         try:
-            await runs.track_batch_jobs()
+            await runs.track_remote_jobs()
         except Exception:
-            log.exception("following Cloud Batch jobs failed; trying again later")
+            log.exception("following remote jobs failed; trying again later")
         await _stopped_within(stop, settings.batch_poll_seconds)
 
 
@@ -258,3 +270,20 @@ async def loop_lag_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await monitor.close()
+
+
+async def auth_context(app: web.Application) -> AsyncIterator[None]:
+    """Who may call: the token file, read now (a SettingsError stops start-up when it cannot
+    be used), and for OIDC issuers and Pub/Sub push verification the HTTP session that
+    fetches their signing keys."""
+    settings = app[SETTINGS]
+    fetches_keys = bool(settings.oidc_issuers) or settings.pubsub_push_verified
+    session = aiohttp.ClientSession(trust_env=True) if fetches_keys else None
+    try:
+        authenticator = Authenticator(settings, session)
+        authenticator.load()
+        app[AUTH] = authenticator
+        yield
+    finally:
+        if session is not None:
+            await session.close()

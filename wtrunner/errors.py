@@ -99,3 +99,42 @@ class UpstreamError(WtrunnerError):
     """A workflow's metadata command failed or printed invalid JSON; a cloud API refused (502)."""
 
     status = 502
+
+
+class AuthenticationError(WtrunnerError):
+    """No credentials, or credentials that are not valid (401, ``WWW-Authenticate: Bearer``).
+
+    ``invalid_token`` says a token was presented but refused (RFC 6750's ``invalid_token``).
+    """
+
+    status = 401
+
+    def __init__(self, detail: str, *, invalid_token: bool = False) -> None:
+        challenge = 'Bearer realm="wtrunner"'
+        if invalid_token:
+            challenge += ', error="invalid_token"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class PermissionDeniedError(WtrunnerError):
+    """A known caller without the right to do this (403); ``scope`` names the one missing."""
+
+    status = 403
+
+    def __init__(self, detail: str, *, scope: str | None = None) -> None:
+        headers = {}
+        if scope is not None:
+            headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
+        super().__init__(detail, headers=headers)
+
+
+class UnsupportedMediaTypeError(WtrunnerError):
+    """A request body that is not of a type the operation takes (415)."""
+
+    status = 415
+
+
+class MisdirectedRequestError(WtrunnerError):
+    """A request for a host name this server does not answer to (421)."""
+
+    status = 421

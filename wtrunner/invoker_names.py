@@ -8,7 +8,8 @@ from __future__ import annotations
 DEFAULT_INVOKER = "BlockingLocalSubprocessInvoker"
 LOCAL_INVOKERS = ("BlockingLocalSubprocessInvoker", "AsyncLocalSubprocessInvoker")
 CLOUD_BATCH_INVOKER = "CloudBatchInvoker"
-INVOKER_NAMES: tuple[str, ...] = (*LOCAL_INVOKERS, CLOUD_BATCH_INVOKER)
+CLOUD_RUN_JOBS_INVOKER = "CloudRunJobsSandboxInvoker"
+INVOKER_NAMES: tuple[str, ...] = (*LOCAL_INVOKERS, CLOUD_BATCH_INVOKER, CLOUD_RUN_JOBS_INVOKER)
 
 
 def unknown_invoker_message(name: str) -> str | None:

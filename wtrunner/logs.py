@@ -4,7 +4,8 @@ JSON lines follow Cloud Logging's structured-logging fields: ``severity``, and, 
 OpenTelemetry span is current (inside a request or a run), ``logging.googleapis.com/trace``,
 ``logging.googleapis.com/spanId`` and ``logging.googleapis.com/trace_sampled``, so a log line
 links to its trace. ``run_id`` is on every line emitted while a run is processed: the run path
-wraps the run in :func:`bind_run_id`.
+wraps the run in :func:`bind_run_id`; ``client``, the authenticated caller's name, on every line
+of its requests and runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ current_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_run_id", default=None
 )
 """The id of the run being processed in this context (None outside runs)."""
+
+current_client: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_client", default=None
+)
+"""The name of the authenticated caller whose request (or run) this is; None: anonymous."""
 
 # Probes are polled every few seconds by Kubernetes and load balancers: logging them drowns
 # every other line. GET / is the spec's health check.
@@ -76,6 +82,8 @@ def _stamp(record: logging.LogRecord) -> None:
         record.request_id = request_id_var.get()
     if not getattr(record, "run_id", None):
         record.run_id = current_run_id.get()
+    if not getattr(record, "client", None):
+        record.client = current_client.get()
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         setattr(record, _TRACE_ID, trace.format_trace_id(span_context.trace_id))
@@ -101,6 +109,7 @@ class JsonFormatter(logging.Formatter):
         "message",
         "request_id",
         "run_id",
+        "client",
     }
 
     def __init__(self, project: str = "") -> None:
@@ -123,6 +132,9 @@ class JsonFormatter(logging.Formatter):
         run_id = getattr(record, "run_id", None)
         if run_id:
             entry["run_id"] = run_id
+        client = getattr(record, "client", None)
+        if client:
+            entry["client"] = client
         trace_id = getattr(record, _TRACE_ID, None)
         if trace_id:
             entry[TRACE_FIELD] = (
@@ -154,6 +166,9 @@ class TextFormatter(logging.Formatter):
         run_id = getattr(record, "run_id", None)
         if run_id:
             line += f" [run {run_id}]"
+        client = getattr(record, "client", None)
+        if client:
+            line += f" [client {client}]"
         return line
 
 

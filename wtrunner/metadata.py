@@ -3,13 +3,16 @@
 ``get rjsf``, ``get params`` and ``get data-connection-property-names`` are run once per package
 (a package's metadata does not change). Params and form data are validated against them before
 anything else is spawned; a package too old to have ``get params`` validates its own params.
+Data-connection variable names are checked against the package too: its activation
+environment's names are its own, and a name the pattern does not admit must be declared.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jsonschema
@@ -18,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from .contract import EXIT_BAD_INPUT, FormKind, convert_argv, get_argv
 from .contract import MetadataDocument as Document
 from .environments import Environment
-from .errors import SchemaValidationError, UpstreamError
+from .errors import RequestValidationError, SchemaValidationError, UpstreamError
 from .invokers import InvokerContext
 from .schemas import SchemaValidator, ValidationErrorItem
 from .singleflight import SingleFlight
@@ -105,6 +108,63 @@ class Metadata:
             errors = validator.errors(params)
             if errors:
                 raise SchemaValidationError(errors)
+
+    async def validate_data_connections(
+        self, environment: Environment | None, names: Iterable[str]
+    ) -> None:
+        """Raise RequestValidationError (422, one item per name) for data-connection variable
+        names the workflow may not take: a name its activation environment sets, or one that
+        neither matches ``WTRUNNER_DATA_CONNECTION_ENV_PATTERN`` nor is declared by the package
+        (a key of ``get data-connection-property-names``, asked only for such a name, once per
+        package). Without a local environment (Cloud Batch) only the pattern admits a name."""
+        names = list(names)
+        if not names:
+            return
+        pattern = self.context.settings.data_connection_env_pattern
+        activated = {name.upper() for name in environment.activation_env} if environment else set()
+        problems: list[tuple[str, str]] = []
+        undeclared = []
+        for name in names:
+            if name.upper() in activated:
+                problems.append((name, f"{name} is reserved and cannot be set by a request: "
+                                       "the workflow's environment sets it"))  # fmt: skip
+            elif not re.fullmatch(pattern, name):
+                undeclared.append(name)
+        if undeclared:
+            declared = await self.data_connection_names(environment) if environment else set()
+            problems += [
+                (name, f"{name} is neither a data connection the workflow declares nor a name "
+                       f"matching WTRUNNER_DATA_CONNECTION_ENV_PATTERN ({pattern})")
+                for name in undeclared
+                if name not in declared
+            ]  # fmt: skip
+        if problems:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "env_name",
+                        "loc": ["data_connections_env_vars", name],
+                        "msg": message,
+                        "input": name,
+                    }
+                    for name, message in problems
+                ]
+            )
+
+    async def data_connection_names(self, environment: Environment) -> set[str]:
+        """The data connections the package declares: the keys of ``get
+        data-connection-property-names``; none for a package without that command."""
+        what: Document = "data-connection-property-names"
+        try:
+            document = await self.document(environment, what)
+        except CommandFailed as exc:
+            if exc.exit_code != EXIT_BAD_INPUT:
+                raise
+            # a package too old to have the command declares nothing, and never will
+            self._documents[self._key(environment, what)] = document = {}
+        if isinstance(document, (dict, list)):  # the names are the keys (a list: the items)
+            return {name for name in document if isinstance(name, str)}
+        return set()
 
     async def convert(
         self, environment: Environment, source: FormKind, data: dict[str, Any]

@@ -1,10 +1,24 @@
-"""Processes in a process group of their own, and ending whole groups without leaving anything.
+"""Processes in a process group of their own, and ending them without leaving anything.
 
 Every workflow process starts a new session (so its process group is its own), writes its
 output to files (never an undrained pipe), and is ended group-wide: SIGTERM, a grace period,
 SIGKILL, and a bounded reap. wtrunner registers itself as a child subreaper on Linux, so what a
 workflow leaves behind is re-parented to wtrunner rather than to an init that may never reap it,
 and the group checks below reap those orphans once they are dead.
+
+A process that leaves its group (``setsid``, a double fork) is still the run's:
+
+- in the run's cgroup v2 leaf, where the server may make one (:mod:`wtrunner.cgroups`);
+- below the workflow by parent links (a snapshot of /proc taken before a run is ended);
+- among the orphans the server adopted as subreaper, by the ``WTRUNNER_RUN_ID=<id>`` the run's
+  processes inherit in their environment.
+
+Each is ended with the same SIGTERM, grace, SIGKILL. When a workflow exits by itself, a cheap
+check (the group, the leaf, the server's own children) says whether anything of it is left;
+only then is /proc scanned, in a worker thread, in the background. The limits of this: without
+a cgroup, a process that both clears its environment and leaves the workflow's tree (its parent
+exits) before the run ends is not found; and a process forked in the first milliseconds, before
+the workflow is moved into its leaf, is found only the same ways.
 """
 
 from __future__ import annotations
@@ -12,15 +26,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar, Protocol
+
+from .cgroups import RunCgroup, RunCgroups, RunLimits
+from .proctree import (
+    descendants,
+    marker_value,
+    own_children,
+    process_table,
+    read_stat,
+    reap,
+)
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not a POSIX system
+    resource = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +59,21 @@ _PR_SET_CHILD_SUBREAPER = 36
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.2
 REAP_SECONDS = 5.0
+# SIGKILL rounds at most: each also ends what appeared during the one before
+KILL_ROUNDS = 3
+
+
+class _Adoption:
+    """What this process knows of its children (one process, one set of children)."""
+
+    # whether orphaned descendants come to this process (Linux, PR_SET_CHILD_SUBREAPER)
+    subreaper: ClassVar[bool] = False
+    # the children spawn() started, until they have been reaped: any other child was
+    # adopted (an orphan) or started by other code, and nothing else waits for it
+    spawned: ClassVar[dict[int, Child]] = {}
+    # other children looked at, by (pid, start time): the run id their environment carries
+    # ("" for none); what a process started with does not change
+    others: ClassVar[dict[tuple[int, int], str]] = {}
 
 
 def become_subreaper() -> bool:
@@ -36,9 +82,48 @@ def become_subreaper() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        done = bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+    _Adoption.subreaper = _Adoption.subreaper or done
+    return done
+
+
+def sweep() -> None:
+    """Reap the adopted orphans that have died (killed with a run's cgroup, say)."""
+    children = own_children()
+    if children is not None:
+        other_children(children)
+
+
+def other_children(children: Iterable[int]) -> list[tuple[int, str]]:
+    """Among ``children`` (this process's), the live ones spawn() did not start, with the run
+    id each carries ("" for none). Dead ones of other sessions — orphans adopted from runs,
+    which nothing else waits for — are reaped on the way. Cheap once each has been seen."""
+    spawned = _Adoption.spawned
+    for pid in [pid for pid, process in spawned.items() if process.returncode is not None]:
+        del spawned[pid]
+    my_session = os.getsid(0)
+    found = []
+    seen = set()
+    for pid in children:
+        if pid in spawned:
+            continue
+        stat = read_stat(pid)
+        if stat is None:
+            continue
+        if stat.dead:
+            if stat.sid != my_session:
+                reap(pid)
+            continue
+        seen.add(stat.identity)
+        run_id = _Adoption.others.get(stat.identity)
+        if run_id is None:
+            run_id = _Adoption.others[stat.identity] = marker_value(pid, RUN_ID_VARIABLE) or ""
+        found.append((pid, run_id))
+    for identity in [identity for identity in _Adoption.others if identity not in seen]:
+        del _Adoption.others[identity]
+    return found
 
 
 @dataclass(frozen=True)
@@ -69,7 +154,8 @@ def group_members(pgid: int) -> list[GroupMember]:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` still runs; dead orphans of ours are reaped."""
+    """Whether any process of group ``pgid`` still runs; dead orphans of ours are reaped (not
+    a child spawn() started: its own waiter reaps it, and keeps its exit code)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -82,7 +168,7 @@ def group_alive(pgid: int) -> bool:
     me = os.getpid()
     for member in group_members(pgid):
         if member.state in ("Z", "X"):
-            if member.ppid == me:
+            if member.ppid == me and member.pid not in _Adoption.spawned:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(member.pid, os.WNOHANG)
         else:
@@ -93,22 +179,31 @@ def group_alive(pgid: int) -> bool:
 RUN_ID_VARIABLE = "WTRUNNER_RUN_ID"
 
 
-def kill_orphaned_run(pgid: int, run_id: str) -> bool:
-    """SIGKILL process group ``pgid`` if a live member carries ``WTRUNNER_RUN_ID=<run_id>`` in
-    its environment (so a reused pid never ends a stranger); whether it did."""
-    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
-    for member in group_members(pgid):
-        if member.state in ("Z", "X"):
+def kill_orphaned_runs(run_ids: Collection[str]) -> set[str]:
+    """SIGKILL what runs of a stopped server left: every process carrying
+    ``WTRUNNER_RUN_ID=<one of run_ids>`` in its environment, with its process group (a reused
+    pid never ends a stranger: only a process carrying the marker names a group); the ids of
+    the runs found. Reads the environment of every process: for start-up, not for each run."""
+    wanted = set(run_ids)
+    if not wanted:
+        return set()
+    try:
+        table = process_table()
+    except OSError:
+        return set()
+    found = set()
+    own_group = os.getpgid(0)
+    for stat in table.values():
+        if stat.dead or stat.pid == os.getpid():
             continue
-        try:
-            with open(f"/proc/{member.pid}/environ", "rb") as file:
-                variables = file.read().split(b"\0")
-        except OSError:
-            continue
-        if marker in variables:
-            _signal_group(pgid, signal.SIGKILL)
-            return True
-    return False
+        run_id = marker_value(stat.pid, RUN_ID_VARIABLE)
+        if run_id in wanted:
+            if stat.pgid != own_group:
+                _signal_group(stat.pgid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(stat.pid, signal.SIGKILL)
+            found.add(run_id)
+    return found
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -132,11 +227,76 @@ async def _until(
         delay = min(delay * 2, _POLL_MAX)
 
 
+class Child(Protocol):
+    """A started child process: its pid, its exit code once reaped, and a way to wait."""
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (negative: killed by that signal) once the child has been reaped."""
+
+    async def wait(self) -> int:
+        """Wait until the child exits and is reaped; its exit code."""
+
+
+class WatchedChild:
+    """A child started by :func:`subprocess.Popen`, whose exit the event loop learns from a
+    pidfd (Linux 5.3+): no watcher thread and no subprocess transport per child. Where there
+    is no pidfd, a worker thread waits for it instead."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        """Watch ``popen`` (just started) from the running loop."""
+        self._popen = popen
+        self._loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = self._loop.create_future()
+        try:
+            pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):  # no pidfd here: a thread waits
+            waiting = self._loop.run_in_executor(None, popen.wait)
+            waiting.add_done_callback(self._waited)
+            return
+        self._loop.add_reader(pidfd, self._reap, pidfd)
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once reaped (negative: killed by that signal)."""
+        return self._popen.returncode
+
+    async def wait(self) -> int:
+        """Wait until the child has exited and been reaped; its exit code."""
+        return await asyncio.shield(self._exited)
+
+    def _reap(self, pidfd: int) -> None:
+        self._loop.remove_reader(pidfd)
+        os.close(pidfd)
+        code = self._popen.poll()  # the pidfd is readable: the child has exited
+        self._exited.set_result(code if code is not None else self._popen.wait())
+
+    def _waited(self, waiting: asyncio.Future[int]) -> None:
+        if waiting.cancelled() or waiting.exception() is not None:
+            self._exited.set_result(self._popen.poll() or 0)
+        else:
+            self._exited.set_result(waiting.result())
+
+
 @dataclass
 class GroupProcess:
-    """A child process that leads its own process group."""
+    """A child process that leads its own process group, and what else tracks its run: the
+    ``WTRUNNER_RUN_ID`` its processes carry (``run_id``) and its cgroup leaf."""
 
-    process: asyncio.subprocess.Process
+    process: Child
+    run_id: str | None = None
+    cgroup: RunCgroup | None = None
+    # moving the leader into its leaf, in a worker thread (True once it is inside)
+    placing: asyncio.Future[bool] | None = field(default=None, repr=False)
 
     @property
     def pgid(self) -> int:
@@ -156,31 +316,144 @@ class GroupProcess:
             return False
         return True
 
+    def leftovers(self) -> bool:
+        """Whether anything of the run may still be running once the leader has exited:
+        its group, its cgroup leaf, or an adopted orphan carrying its run id. Cheap (no scan of
+        /proc unless the group is alive); an empty leaf is removed on the way."""
+        if self.returncode is None or group_alive(self.pgid):
+            return True
+        if self.placing is not None and not self.placing.done():
+            return True
+        if self.cgroup is not None:
+            if not self.cgroup.remove():
+                return True
+            self.cgroup = None
+        children = own_children()
+        if children is None:  # the kernel cannot tell cheaply: look in the background
+            return self.run_id is not None
+        return any(run_id == self.run_id for _, run_id in other_children(children))
+
     async def end(self, grace: float, hurry: asyncio.Event | None = None) -> None:
-        """End the whole group: SIGTERM, up to ``grace`` seconds, SIGKILL, bounded reap.
+        """End the run's processes: SIGTERM, up to ``grace`` seconds, SIGKILL, bounded reap.
 
-        Setting ``hurry`` or cancelling cuts the grace period short; the group is still killed
-        and reaped before this returns (or re-raises the cancellation).
+        The group, the cgroup leaf, and what left both (found in a snapshot of /proc taken
+        first, in a worker thread). Setting ``hurry`` or cancelling cuts the grace period
+        short; everything is still killed and reaped before this returns (or re-raises the
+        cancellation).
         """
-        pgid = self.pgid
-        _signal_group(pgid, signal.SIGTERM)
+        tracked: set[tuple[int, int]] = set()
         try:
-            await _until(
-                lambda: self.returncode is not None and not group_alive(pgid), grace, hurry
-            )
+            await self.placed()
+            tracked = await _in_thread(self._find)
+            self._signal(tracked, signal.SIGTERM)
+            await _until(lambda: self.returncode is not None and self._gone(tracked), grace, hurry)
         except asyncio.CancelledError:
-            await self._kill_and_reap()
+            await self._kill_and_reap(tracked)
             raise
-        await self._kill_and_reap()
+        await self._kill_and_reap(tracked)
 
-    async def _kill_and_reap(self) -> None:
-        pgid = self.pgid
-        if self.returncode is None or group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-        if not await self.wait(REAP_SECONDS):
-            log.error("process %s did not exit after SIGKILL", pgid)
-        if not await _until(lambda: not group_alive(pgid), REAP_SECONDS):
-            log.error("process group %s still has live processes after SIGKILL", pgid)
+    async def placed(self) -> None:
+        """Wait until the leader has been moved into its cgroup leaf (or could not be)."""
+        if self.placing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.placing)
+
+    def _find(self) -> set[tuple[int, int]]:
+        """The run's live processes (pid, start time) as /proc shows them now: the leader,
+        its group, its leaf, the orphans carrying its run id (all processes of the system
+        when this process is no subreaper), and everything below them. Dead ones of ours are
+        reaped. Blocking: a worker thread runs it."""
+        try:
+            table = process_table()
+        except OSError:
+            return set()
+        me = os.getpid()
+        seeds = {pid for pid, stat in table.items() if stat.pgid == self.pgid}
+        if self.returncode is None:  # not reaped yet: the pid is still the leader's
+            seeds.add(self.pgid)
+        cgroup = self.cgroup  # the loop may drop it meanwhile
+        if cgroup is not None:
+            seeds.update(cgroup.pids())
+        if self.run_id is not None:
+            spawned = _Adoption.spawned
+            candidates = (
+                [pid for pid, stat in table.items() if stat.ppid == me and pid not in spawned]
+                if _Adoption.subreaper
+                else list(table)
+            )
+            seeds.update(
+                pid for pid in candidates if marker_value(pid, RUN_ID_VARIABLE) == self.run_id
+            )
+        seeds.discard(me)
+        live = set()
+        for pid in descendants(table, seeds) - {me}:
+            stat = table[pid]
+            if not stat.dead:
+                live.add(stat.identity)
+            elif stat.ppid == me and pid not in _Adoption.spawned:
+                reap(pid)
+        return live
+
+    def _signal(self, tracked: Iterable[tuple[int, int]], signum: int) -> None:
+        """Send ``signum`` to the group, the leaf and each tracked process still the same."""
+        # SIGKILL only to a group still there (once empty, its number may be another's)
+        if signum != signal.SIGKILL or self.returncode is None or group_alive(self.pgid):
+            _signal_group(self.pgid, signum)
+        if self.cgroup is not None:
+            if signum == signal.SIGKILL:
+                self.cgroup.kill()
+            else:
+                self.cgroup.signal(signum)
+        for pid, started in tracked:
+            stat = read_stat(pid)
+            if stat is not None and stat.starttime == started and not stat.dead:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+
+    def _gone(self, tracked: Iterable[tuple[int, int]]) -> bool:
+        """Whether nothing of the run is alive; dead orphans of ours are reaped."""
+        alive = False
+        me = os.getpid()
+        for pid, started in tracked:
+            stat = read_stat(pid)
+            if stat is None or stat.starttime != started:
+                continue
+            if stat.dead:
+                if stat.ppid == me and pid not in _Adoption.spawned:
+                    reap(pid)
+                continue
+            alive = True
+        if alive or group_alive(self.pgid):
+            return False
+        return self.cgroup is None or not self.cgroup.populated()
+
+    async def _kill_and_reap(self, tracked: set[tuple[int, int]]) -> None:
+        for _ in range(KILL_ROUNDS):
+            self._signal(tracked, signal.SIGKILL)
+            if not await self.wait(REAP_SECONDS):
+                log.error("process %s did not exit after SIGKILL", self.pgid)
+            if not await _until(functools.partial(self._gone, tracked), REAP_SECONDS):
+                log.error("processes of group %s still live after SIGKILL", self.pgid)
+            # what the run started or the server adopted meanwhile
+            more = await _in_thread(self._find) - tracked
+            if not more:
+                break
+            tracked |= more
+        sweep()
+        self.release()
+
+    def release(self) -> None:
+        """Remove the run's cgroup leaf (once nothing is in it)."""
+        if self.cgroup is not None:
+            if self.cgroup.remove():
+                self.cgroup = None
+            else:
+                log.error("the cgroup %s still holds processes", self.cgroup.path)
+
+
+async def _in_thread(function: Callable[[], set[tuple[int, int]]]) -> set[tuple[int, int]]:
+    # the loop's own executor: usable while the calling task is being cancelled
+    return await asyncio.get_running_loop().run_in_executor(None, function)
 
 
 async def spawn(
@@ -190,51 +463,154 @@ async def spawn(
     cwd: Path,
     stdout: IO[bytes] | int,
     stderr: IO[bytes] | int,
-    stdin: int = asyncio.subprocess.DEVNULL,
+    run_id: str | None = None,
+    cgroup: RunCgroup | None = None,
+    limits: RunLimits | None = None,
 ) -> GroupProcess:
-    """Start ``argv`` in a new session (its own process group) with exactly ``env``."""
-    process = await asyncio.create_subprocess_exec(
-        *[str(arg) for arg in argv],
-        stdin=stdin,
+    """Start ``argv`` in a new session (its own process group) with exactly ``env``, stdin
+    from /dev/null and its output to ``stdout`` and ``stderr`` (files or pipe ends); OSError if
+    it cannot be started.
+
+    The child is made in a worker thread (with vfork where CPython can: the parent waits until
+    the child has called exec, which on a loaded machine takes as long as the child waits for a
+    CPU; the event loop does not wait with it), gets its ``limits`` there at once (its niceness,
+    and what its cgroup leaf does not enforce as rlimits), and is watched through a pidfd. A
+    run's process (``run_id``: ``env`` carries it as ``WTRUNNER_RUN_ID``) is then moved into
+    ``cgroup`` in a worker thread.
+    """
+    enforced = cgroup.enforced if cgroup is not None else set()
+    start = functools.partial(_start, argv, env, cwd, stdout, stderr, limits, enforced)
+    starting = asyncio.get_running_loop().run_in_executor(None, start)
+    try:
+        popen = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_abandon)  # a child started for nobody is ended
+        raise
+    return _tracked(WatchedChild(popen), run_id, cgroup)
+
+
+def _start(
+    argv: Sequence[str | Path],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdout: IO[bytes] | int,
+    stderr: IO[bytes] | int,
+    limits: RunLimits | None,
+    enforced: Iterable[str],
+) -> subprocess.Popen[bytes]:
+    popen = subprocess.Popen(
+        [str(arg) for arg in argv],
+        stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
         cwd=cwd,
         env=dict(env),
         start_new_session=True,
     )
-    return GroupProcess(process)
+    if limits is not None:
+        apply_limits(popen.pid, limits, enforced)
+    return popen
+
+
+def _abandon(starting: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    popen = starting.result()
+    _signal_group(popen.pid, signal.SIGKILL)
+    WatchedChild(popen)  # reaps it
+
+
+async def spawn_with_pipes(
+    argv: Sequence[str | Path], *, env: Mapping[str, str], cwd: Path
+) -> tuple[GroupProcess, asyncio.subprocess.Process]:
+    """Start ``argv`` like :func:`spawn`, with stdin, stdout and stderr as asyncio pipes (for
+    short commands whose output is their answer); the group, and the asyncio process."""
+    process = await asyncio.create_subprocess_exec(
+        *[str(arg) for arg in argv],
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+    )
+    return _tracked(process, None, None), process
+
+
+def _tracked(child: Child, run_id: str | None, cgroup: RunCgroup | None) -> GroupProcess:
+    _Adoption.spawned[child.pid] = child
+    started = GroupProcess(child, run_id=run_id, cgroup=cgroup)
+    if cgroup is not None:
+        started.placing = asyncio.get_running_loop().run_in_executor(None, cgroup.add, child.pid)
+    return started
+
+
+def apply_limits(pid: int, limits: RunLimits, enforced: Iterable[str] = ()) -> None:
+    """Give process ``pid`` its niceness and the ``limits`` a cgroup does not ``enforce``:
+    memory as RLIMIT_AS (address space, not resident memory), processes as RLIMIT_NPROC (which
+    counts every process of the user, and does not bind root). Its children inherit them."""
+    if limits.nice:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # never above the server's own priority (raising it needs a privilege)
+            nice = max(limits.nice, os.getpriority(os.PRIO_PROCESS, pid))
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+    if resource is None or not hasattr(resource, "prlimit"):
+        return
+    wanted = []
+    if limits.memory_max is not None and "memory" not in enforced:
+        wanted.append((resource.RLIMIT_AS, limits.memory_max))
+    if limits.pids_max is not None and "pids" not in enforced:
+        wanted.append((resource.RLIMIT_NPROC, limits.pids_max))
+    for which, value in wanted:
+        try:
+            _, hard = resource.prlimit(pid, which)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)  # only ever lowered
+            resource.prlimit(pid, which, (value, value))
+        except ProcessLookupError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("could not limit process %s: %s", pid, exc)
 
 
 class GroupReaper:
-    """Ends in the background whatever finished workflows left running in their groups.
+    """Ends in the background whatever finished workflows left running, and owns the cgroup
+    directory of the server's runs (None where it may not make one).
 
     Tasks are held by strong references; ``close()`` cuts every grace period short (SIGKILL).
     """
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, cgroups: RunCgroups | None = None) -> None:
         self.grace = grace
+        self.cgroups = cgroups
         self._tasks: set[asyncio.Task[None]] = set()
         self._hurry = asyncio.Event()
 
     def schedule(self, process: GroupProcess) -> None:
-        """End ``process``'s group in the background if anything of it still runs."""
-        if not group_alive(process.pgid):
+        """End what is left of ``process``'s run in the background, if anything is."""
+        if not process.leftovers():
             return
         task = asyncio.get_running_loop().create_task(self._end(process))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _end(self, process: GroupProcess) -> None:
-        log.info("ending processes left behind in group %s", process.pgid)
         try:
+            await process.placed()
+            if not process.leftovers():  # the leaf was still being made: nothing after all
+                return
+            log.info("ending processes left behind by group %s", process.pgid)
             await process.end(self.grace, self._hurry)
         except Exception:
             log.exception("ending process group %s failed", process.pgid)
 
     async def close(self) -> None:
-        """Kill and reap every group still pending, without waiting out grace periods."""
+        """Kill and reap every group still pending, without waiting out grace periods; remove
+        the runs' cgroup directory."""
         self._hurry.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.cgroups is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.cgroups.close)
 
 
 def read_tail(file: IO[bytes], limit: int) -> str:

@@ -7,6 +7,7 @@ Stores are cached per scheme and bucket (not per URL: every run has its own dire
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,8 @@ from .errors import RequestValidationError, ServiceUnavailableError
 from .settings import Settings
 from .text import first_line
 
+# Kernel and device file systems: never results directories, whatever the roots say.
+SYSTEM_TREES = ("/proc", "/sys", "/dev")
 # URL schemes obstore can read and write that a workflow process can write to too (not memory://).
 SUPPORTED_SCHEMES = frozenset(
     {"file", "gs", "s3", "s3a", "az", "abfs", "abfss", "adl", "azure", "http", "https"}
@@ -29,8 +32,10 @@ SUPPORTED_SCHEMES = frozenset(
 def normalize_results_url(value: str, roots: Sequence[str] = ()) -> str:
     """An absolute path becomes a ``file://`` URI; other supported URLs pass through.
 
-    A relative path, an unsupported scheme, a ``file://`` URL with a host, or a file outside
-    ``roots`` (when given) is a 422 naming ``results_url``.
+    A relative path, an unsupported scheme, a ``file://`` URL with a host, a path that leads
+    into /proc, /sys or /dev, or one that leads outside ``roots`` (when given) is a 422 naming
+    ``results_url``. Where a path leads is decided after ``..`` and symbolic links are
+    resolved (a link under a root that points elsewhere is outside it).
     """
     text = value.strip()
 
@@ -59,20 +64,27 @@ def normalize_results_url(value: str, roots: Sequence[str] = ()) -> str:
         raise reject("must be an absolute path or a URL (file://, gs://, s3://, ...)")
     if "\0" in path or not path.startswith("/"):
         raise reject("must be an absolute path")
+    # the path the workflow and the server will use, and where it really leads: the deepest
+    # existing ancestor with its symbolic links resolved, then the rest
     normalized = os.path.normpath(path)
-    if roots and not _within_roots(normalized, roots):
+    real = os.path.realpath(normalized)
+    system = next(
+        (tree for tree in SYSTEM_TREES if _within(real, tree) or _within(normalized, tree)), None
+    )
+    if system is not None:
+        raise reject(f"{system} is never a results directory")
+    if roots and not any(_within(real, _real_root(root)) for root in roots):
         raise reject(f"must be under one of the results roots: {', '.join(roots)}")
     return Path(normalized).as_uri()
 
 
-def _within_roots(path: str, roots: Sequence[str]) -> bool:
-    real = os.path.realpath(path)
-    for root in roots:
-        root_path = unquote(urlsplit(root).path) if root.startswith("file://") else root
-        real_root = os.path.realpath(root_path)
-        if real == real_root or real.startswith(real_root.rstrip("/") + "/"):
-            return True
-    return False
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _real_root(root: str) -> str:
+    root_path = unquote(urlsplit(root).path) if root.startswith("file://") else root
+    return os.path.realpath(root_path)
 
 
 def public_url(url: str) -> str:
@@ -126,17 +138,26 @@ class ResultsStore:
             self._stores[cache_key] = store
         return store, key
 
-    def prepare(self, url: str) -> None:
-        """Create a local results directory (with its parents) before a workflow writes there.
+    async def prepare(self, url: str) -> ResultMarker | None:
+        """Before a workflow writes under ``url``: create a local results directory (with its
+        parents), and note the state of ``result.json`` there (:meth:`marker`).
 
         Compiled workflows write ``result.json`` with obstore, which fails on a directory that
         does not exist; other stores have no directories to make. A disk that refuses is a 503.
+        Local files are handled in one worker thread (creating a directory can wait on a busy
+        disk), without the object store's runtime.
         """
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "file":
-            return
+        path = _local_result(url)
+        if path is None:
+            return await self.marker(url)
+        return await asyncio.to_thread(self._make_directory, url, os.path.dirname(path))
+
+    def _make_directory(self, url: str, directory: str) -> ResultMarker | None:
         try:
-            os.makedirs(unquote(parts.path), exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
+            return _file_marker(os.stat(os.path.join(directory, RESULT_FILE)))
+        except FileNotFoundError:
+            return None
         except (FileExistsError, NotADirectoryError):
             raise RequestValidationError.single(
                 ["results_url"],
@@ -169,6 +190,14 @@ class ResultsStore:
 
         Raises InvalidResultError when it is not a JSON object with the expected keys.
         """
+        path = _local_result(url)
+        if path is not None:
+            try:
+                # in a worker thread: even reading may write (the file's access time)
+                data = await asyncio.to_thread(_read_if_changed, path, before)
+            except OSError as exc:
+                raise self._unreachable(url, exc) from None
+            return None if data is None else parse_result(data)
         import obstore
 
         store, key = self._locate(url)
@@ -207,6 +236,32 @@ class ResultsStore:
         return ServiceUnavailableError(
             f"cannot {verb} {RESULT_FILE} at {public_url(url)}: {reason}"
         )
+
+
+def _local_result(url: str) -> str | None:
+    """The path of ``result.json`` under a ``file://`` results URL (None for other schemes):
+    local files are read directly, without the object store's runtime."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file":
+        return None
+    return os.path.join(unquote(parts.path), RESULT_FILE)
+
+
+def _read_if_changed(path: str, before: ResultMarker | None) -> bytes | None:
+    """A local ``result.json``'s bytes unless it is missing or still what ``before`` saw
+    (without the object store's runtime: one hand-off to a thread, on every local run)."""
+    try:
+        with open(path, "rb") as file:
+            if _file_marker(os.fstat(file.fileno())) == before:
+                return None
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+def _file_marker(stat: os.stat_result) -> ResultMarker:
+    """A local file's version: inode, modification time and size (a rewrite changes one)."""
+    return ResultMarker(f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}", None)
 
 
 def _unusable(url: str, exc: Exception) -> RequestValidationError:

@@ -12,6 +12,7 @@ import base64
 import enum
 import hashlib
 import json
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -24,19 +25,16 @@ from .contract import ExecutionMode
 from .environments import parse_matchspec
 from .errors import RequestValidationError
 from .invoker_names import DEFAULT_INVOKER, unknown_invoker_message
+from .reserved_env import reserved_because
 from .results import normalize_results_url
 from .settings import Settings
+from .workflow_commands import passthrough_env
 
 TIMEOUT_MESSAGE = "The workflow timed out. Consider reducing the amount of data being processed."
 CANCELLED_MESSAGE = "The run was cancelled."
 LOST_MESSAGE = "The server stopped while the run was in progress."
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_ENV_NAMES = frozenset(
-    {"PATH", "HOME", "TMPDIR", "TRACEPARENT", "TRACESTATE", "LITHOPS_CONFIG_FILE",
-     "WTRUNNER_RUN_ID"}
-)  # fmt: skip
-RESERVED_ENV_PREFIXES = ("LD_", "PYTHON")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class LithopsSettings(BaseModel):
@@ -185,21 +183,23 @@ class RunOutcome:
         return {"result": self.result, "error": self.error, "trace": self.trace}
 
 
-def check_env_names(
-    variables: Mapping[str, SecretStr], results_env_var: str
-) -> list[dict[str, Any]]:
-    """Problems with data-connection variable names: invalid, or reserved for wtrunner."""
+def check_env_names(variables: Mapping[str, SecretStr], settings: Settings) -> list[dict[str, Any]]:
+    """Problems with data-connection variable names: invalid, or reserved (the table of
+    :mod:`wtrunner.reserved_env`, the results variable, a variable the server passes on), all
+    compared case-insensitively. Whether a name is one the workflow may take (the pattern, or
+    declared by the package) is checked once the package is known (``Metadata``)."""
     problems: list[dict[str, Any]] = []
+    passed_on = (
+        {name.upper() for name in passthrough_env(os.environ, settings.child_env_passthrough)}
+        if variables
+        else set()
+    )
     for name, value in variables.items():
         message = None
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             message = "not a valid environment variable name"
-        elif (
-            name in RESERVED_ENV_NAMES
-            or name == results_env_var
-            or name.startswith(RESERVED_ENV_PREFIXES)
-        ):
-            message = f"{name} is reserved and cannot be set by a request"
+        elif (why := reserved_env_reason(name, settings, passed_on)) is not None:
+            message = f"{name} is reserved and cannot be set by a request: {why}"
         elif "\0" in value.get_secret_value():
             message = "the value contains a NUL character"
         elif not _encodable(value.get_secret_value()):
@@ -214,6 +214,17 @@ def check_env_names(
                 }
             )
     return problems
+
+
+def reserved_env_reason(name: str, settings: Settings, passed_on: set[str]) -> str | None:
+    """Why a request may not set variable ``name``, or None (case-insensitive). ``passed_on``:
+    the (upper-case) names of the variables the server passes on to workflows."""
+    upper = name.upper()
+    if upper == settings.results_env_var.upper():
+        return "the results URL"
+    if upper in passed_on:
+        return "the server passes on its own value (WTRUNNER_CHILD_ENV_PASSTHROUGH)"
+    return reserved_because(name)
 
 
 def _encodable(text: str) -> bool:
@@ -242,10 +253,10 @@ def build_run_request(settings: Settings, given: RunInput) -> RunRequest:
         )  # fmt: skip
     results_url = given.results_url
     try:
-        results_url = normalize_results_url(results_url, settings.results_roots)
+        results_url = normalize_results_url(results_url, settings.effective_results_roots)
     except RequestValidationError as exc:
         problems += exc.detail
-    problems += check_env_names(given.data_connections_env_vars, settings.results_env_var)
+    problems += check_env_names(given.data_connections_env_vars, settings)
     if problems:
         raise RequestValidationError(problems)
     return RunRequest(

@@ -1,6 +1,6 @@
 """A run's output, kept as its logs: ``<cache>/runs/<run id>/stdout.log`` and ``stderr.log``.
 
-The workflow writes to pipes; :func:`pump` copies each pipe into its log through a
+The workflow writes to pipes; an :class:`OutputPipe` copies each into its log through a
 :class:`LogSink`, which masks the run's secrets (data-connection values) before anything is
 stored and stops storing at ``WTRUNNER_RUN_LOG_MAX_BYTES`` with a marker line, while still
 draining the pipe so the workflow never blocks on a full one.
@@ -86,49 +86,59 @@ class LogSink:
 
 
 class OutputPipe:
-    """A pipe for one output stream of a child: give ``child_fd`` to the child as its stdout or
-    stderr (then :meth:`child_started`), and read what it writes from ``reader``.
+    """A pipe for one output stream of a child, copied into a :class:`LogSink` by the event loop.
 
-    The pipe is ours, not asyncio's subprocess transport's: waiting for the child's exit does
-    not wait for the pipe to close, which a leftover grandchild may keep open.
+    Give ``child_fd`` to the child as its stdout or stderr, then call :meth:`start`: the loop
+    reads whatever arrives (a callback on the descriptor, no transport or task per stream) until
+    end of file. The pipe is ours, not an asyncio subprocess transport's: waiting for the
+    child's exit does not wait for the pipe to close, which a leftover grandchild may keep open.
     """
 
     def __init__(self) -> None:
-        read_fd, self.child_fd = os.pipe()
-        self._read_file: IO[bytes] | None = os.fdopen(read_fd, "rb", buffering=0)
-        self.reader = asyncio.StreamReader(limit=CHUNK_BYTES)
-        self._transport: asyncio.BaseTransport | None = None
+        self._read_fd, self.child_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        self._sink: LogSink | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.done: asyncio.Future[None] | None = None
 
-    async def child_started(self) -> None:
-        """Close the child's end here and start reading ours."""
+    def start(self, sink: LogSink) -> None:
+        """Close the child's end here and copy ours into ``sink`` until end of file."""
         os.close(self.child_fd)
         self.child_fd = -1
-        assert self._read_file is not None
-        protocol = asyncio.StreamReaderProtocol(self.reader)
-        loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.connect_read_pipe(lambda: protocol, self._read_file)
-        self._read_file = None  # the transport owns it now
+        self._sink = sink
+        self._loop = asyncio.get_running_loop()
+        self.done = self._loop.create_future()
+        self._loop.add_reader(self._read_fd, self._readable)
+
+    def _readable(self) -> None:
+        assert self._sink is not None
+        try:
+            data = os.read(self._read_fd, CHUNK_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._sink.write(data)
+        else:
+            self.close()
 
     def close(self) -> None:
-        """Let go of the pipe (whoever still writes to it gets SIGPIPE)."""
+        """Stop copying: store what the sink holds back and let go of the pipe (whoever still
+        writes to it gets SIGPIPE). Idempotent."""
         if self.child_fd >= 0:
             os.close(self.child_fd)
             self.child_fd = -1
-        if self._transport is not None:
-            self._transport.close()
-        if self._read_file is not None:
-            self._read_file.close()
-            self._read_file = None
-
-
-async def pump(pipe: OutputPipe, sink: LogSink) -> None:
-    """Copy what arrives through ``pipe`` into ``sink`` until end of file, then close both."""
-    try:
-        while chunk := await pipe.reader.read(CHUNK_BYTES):
-            sink.write(chunk)
-    finally:
-        sink.close()
-        pipe.close()
+        if self._read_fd < 0:
+            return
+        if self._loop is not None:
+            self._loop.remove_reader(self._read_fd)
+        os.close(self._read_fd)
+        self._read_fd = -1
+        if self._sink is not None:
+            self._sink.close()
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
 
 
 def read_tail_lines(path: Path, lines: int) -> bytes:

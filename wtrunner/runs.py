@@ -22,15 +22,15 @@ from typing import Literal
 import anyio.to_thread
 from opentelemetry.trace import StatusCode
 
+from .auth.identity import current_client_name, may_see
 from .backoff import Backoff
-from .batch_tracking import BatchTracker
 from .errors import RunSlotsFullError, ServiceUnavailableError, WtrunnerError
 from .invokers import Completion, Invoker, InvokerContext, WorkflowStartError, invoker_class
-from .invokers.batch_client import batch_client
+from .job_tracking import JobTracker
 from .logs import bind_run_id
 from .metadata import Metadata
 from .metrics import Metrics
-from .processes import kill_orphaned_run
+from .processes import kill_orphaned_runs
 from .results import InvalidResultError, ResultMarker, ResultsStore, public_url
 from .run_request import (
     CANCELLED_MESSAGE,
@@ -92,11 +92,33 @@ class RunSlots:
         """Slots free now (what the Pub/Sub consumer may pull)."""
         return max(0, self.slots - self._in_use - self.waiting)
 
+    async def take_free(self) -> bool:
+        """Take a slot at once if one is free and nobody waits for one (else False); it is
+        held until :meth:`acquire` is entered with ``held=True`` and left, or :meth:`give_back`."""
+        if self._semaphore.locked() or self.waiting:
+            return False
+        await self._semaphore.acquire()  # a free slot: this does not suspend
+        self._in_use += 1
+        return True
+
+    def give_back(self) -> None:
+        """Free a slot taken by :meth:`take_free`."""
+        self._in_use -= 1
+        self._semaphore.release()
+
     @contextlib.asynccontextmanager
-    async def acquire(self, cancelled: asyncio.Event | None = None) -> AsyncIterator[bool]:
+    async def acquire(
+        self, cancelled: asyncio.Event | None = None, held: bool = False
+    ) -> AsyncIterator[bool]:
         """Hold a slot for the body (it gets True); raises RunSlotsFullError when the queue is
         full too. If ``cancelled`` is set while waiting, the body runs at once without a slot
-        (it gets False)."""
+        (it gets False). ``held``: the caller took its slot already (:meth:`take_free`)."""
+        if held:
+            try:
+                yield True
+            finally:
+                self.give_back()
+            return
         if self._semaphore.locked() and self.waiting >= self.max_queued:
             raise RunSlotsFullError(
                 f"all {self.slots} run slots are busy and {self.waiting} requests are waiting"
@@ -113,8 +135,7 @@ class RunSlots:
         try:
             yield True
         finally:
-            self._in_use -= 1
-            self._semaphore.release()
+            self.give_back()
 
     async def _wait_for_slot(self, cancelled: asyncio.Event | None) -> bool:
         if cancelled is None:
@@ -140,6 +161,8 @@ class _Prepared:
     request: RunRequest
     invoker: Invoker
     before: ResultMarker | None = None
+    # a run slot was free when the run was recorded: it holds it, and was recorded running
+    holds_slot: bool = False
 
 
 class RunService:
@@ -148,8 +171,13 @@ class RunService:
 
     A request is checked first (MatchSpec resolved and installed, params against the package's
     schema, results location): what fails there raises WtrunnerError and records nothing. Then
-    the run is recorded (``queued``), waits for a slot, becomes ``running`` (or ``submitted``
-    for a back end that is not waited for) and ends in the final state of its outcome.
+    the run is recorded (``running`` when a slot is free, else ``queued`` until one is;
+    ``submitted`` for a back end that is not waited for) and ends in the final state of its
+    outcome.
+
+    A run is recorded for the authenticated caller of the context it starts in (its
+    ``client``: :func:`~wtrunner.auth.identity.current_client_name`, set by the front door);
+    a key naming a run that caller may not see is a conflict.
     """
 
     def __init__(
@@ -184,7 +212,7 @@ class RunService:
         # it does not. Before the first outage: always (start-up judges other replicas at once)
         self._store_back_at: float | None = float("-inf")
         lease = dt.timedelta(seconds=3 * context.settings.batch_poll_seconds)
-        self._batch = BatchTracker(store, results, lambda: batch_client(context), replica, lease)
+        self._jobs = JobTracker(store, results, context, replica, lease)
 
     async def run(
         self,
@@ -242,15 +270,15 @@ class RunService:
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: a running one's process group is ended (SIGTERM, grace, SIGKILL) and it
-        ends ``cancelled``; a queued one never starts; a Cloud Batch run's job is deleted. A run
-        of another replica is ended by it (it polls for cancels with its heartbeat). A
-        finished run is a 409."""
+        ends ``cancelled``; a queued one never starts; a remote run's job is stopped (a Cloud Batch
+        job deleted, a Cloud Run execution cancelled). A run of another replica is ended by it
+        (it polls for cancels with its heartbeat). A finished run is a 409."""
         record = await self.get(run_id)
         if record.state.final:
             raise InvalidTransition(f"run {run_id} has already ended ({record.state.value})")
         if record.job_name is not None and run_id not in self._cancels:
-            # a Cloud Batch job: deleting it stops it (the reconciler will not see it again)
-            await batch_client(self.context).delete_job(record.job_name)
+            # a remote job: stopped by its back end (the reconciler will not see it again)
+            await self._jobs.stop(record)
             return await self.store.transition(
                 run_id, RunState.CANCELLED, outcome=_outcome_record(_cancelled()),
                 cancel_requested=True,
@@ -299,10 +327,10 @@ class RunService:
             else:  # elsewhere (or between states): looked at again every second
                 await asyncio.sleep(min(remaining, FINAL_POLL_SECONDS))
 
-    async def track_batch_jobs(self) -> int:
-        """One round of the Cloud Batch reconciler (see :mod:`wtrunner.batch_tracking`); how
-        many runs it looked at."""
-        return await self._batch.poll_once()
+    async def track_remote_jobs(self) -> int:
+        """One round of the reconciler of remote jobs, Cloud Batch's and Cloud Run's (see
+        :mod:`wtrunner.job_tracking`); how many runs it looked at."""
+        return await self._jobs.poll_once()
 
     async def recover(self, previous: str | None = None) -> list[RunRecord]:
         """At start-up: the runs this replica, or ``previous`` (the replica that used this
@@ -314,11 +342,11 @@ class RunService:
             lost += await self.store.mark_lost(owner, LOST_MESSAGE)
         for record in lost:
             log.warning("run %s was in progress when the server stopped: lost", record.id)
-        for owner in owners:
-            for record in await self.store.lost_with_processes(owner):
-                assert record.pgid is not None
-                if kill_orphaned_run(record.pgid, record.id):
-                    log.warning("ended the processes run %s left behind", record.id)
+        candidates = [
+            record.id for owner in owners for record in await self.store.lost_with_processes(owner)
+        ]
+        for run_id in sorted(await anyio.to_thread.run_sync(kill_orphaned_runs, candidates)):
+            log.warning("ended the processes run %s left behind", run_id)
         return lost
 
     async def heartbeat(self, advertise_url: str, replica_timeout: dt.timedelta) -> None:
@@ -462,11 +490,13 @@ class RunService:
             await invoker.install()
         if invoker.environment is not None:
             await self.metadata.validate_params(invoker.environment, request.params)
+        await self.metadata.validate_data_connections(
+            invoker.environment, request.data_connections_env_vars
+        )
         await invoker.check()
         prepared = _Prepared(request, invoker)
         if invoker.is_waitable():
-            self.results.prepare(request.results_url)
-            prepared.before = await self.results.marker(request.results_url)
+            prepared.before = await self.results.prepare(request.results_url)
         return prepared
 
     async def _latest(self, request: RunRequest) -> RunRecord | None:
@@ -484,7 +514,24 @@ class RunService:
         """Record the run as the attempt after ``latest`` under its key, atomically: the store
         refuses a second record of the same (key, attempt), and whoever loses finds the
         winner's run (in flight or succeeded: nothing new starts; the same key for another
-        request is a 409)."""
+        request is a 409).
+
+        A local run that finds a slot free takes it first and is recorded ``running`` at once
+        (one write fewer than ``queued`` then ``running``)."""
+        if prepared.invoker.is_waitable():
+            prepared.holds_slot = await self.slots.take_free()
+        created = False
+        try:
+            record, created = await self._claim_attempt(prepared, front_door, latest)
+        finally:
+            if prepared.holds_slot and not created:
+                self.slots.give_back()
+                prepared.holds_slot = False
+        return record, created
+
+    async def _claim_attempt(
+        self, prepared: _Prepared, front_door: FrontDoor, latest: RunRecord | None
+    ) -> tuple[RunRecord, bool]:
         request = prepared.request
         for tries in range(CLAIM_TRIES):
             if tries:  # claimed at the same moment: look again
@@ -515,6 +562,9 @@ class RunService:
                 results_url=public_url(request.results_url),
                 replica=self.replica,
                 data_connection_names=sorted(request.data_connections_env_vars),
+                client=current_client_name(),
+                state=RunState.RUNNING if prepared.holds_slot else RunState.QUEUED,
+                resolved=_resolved(prepared.invoker),
             )
         )
         self._cancels[request.run_id] = asyncio.Event()
@@ -634,33 +684,23 @@ class RunService:
             await invoker.run()
             return RunOutcome(OutcomeKind.ACCEPTED, result={}, job_name=invoker.job_name)
 
-        async with self.slots.acquire(cancel) as granted:
+        held, prepared.holds_slot = prepared.holds_slot, False  # the block below gives it back
+        async with self.slots.acquire(cancel, held=held) as granted:
             if not granted or cancel.is_set():
                 return _cancelled()
-            environment = invoker.environment
-            resolved = (
-                ResolvedPackage(
-                    name=environment.name, version=environment.version,
-                    build=environment.build, channel=environment.source,
-                )
-                if environment is not None
-                else None
-            )  # fmt: skip
             self.metrics.runs_started.labels(request.invoker_type).inc()
             try:
                 await invoker.run()
             except WorkflowStartError as exc:
                 return RunOutcome(OutcomeKind.CRASH, error=str(exc))
             waiting = asyncio.ensure_future(invoker.wait())  # owns the process from here on
-            try:
-                # one write: running, with what runs and where (a restart ends it by pgid)
-                await self.store.transition(
-                    request.run_id, RunState.RUNNING, resolved=resolved, pgid=invoker.pgid
-                )
-            except BaseException:
-                waiting.cancel()
-                await _finish(waiting)
-                raise
+            if not held:  # recorded queued: it waited for this slot
+                try:
+                    await self.store.transition(request.run_id, RunState.RUNNING)
+                except BaseException:
+                    waiting.cancel()
+                    await _finish(waiting)
+                    raise
             completion = await _wait_unless_cancelled(waiting, cancel)
             if completion is None:
                 return _cancelled()
@@ -740,9 +780,15 @@ async def _finish(task: asyncio.Future[Completion]) -> None:
 
 def _repeated(request: RunRequest, latest: RunRecord | None) -> RunRecord | None:
     """``latest`` (the newest attempt under the request's key) when the request repeats it:
-    it is in flight or succeeded. The same key for another request is a 409."""
+    it is in flight or succeeded. The same key for another request, or for a run of another
+    client the current caller may not see, is a 409 (naming no run)."""
     if latest is None:
         return None
+    if not may_see(latest.client):
+        raise RunConflict(
+            f"{_key_name(request.idempotency_key or '')} names a run of another client: "
+            "use another id"
+        )
     if latest.request_hash != request.request_hash:
         key = request.idempotency_key or ""
         raise RunConflict(
@@ -752,6 +798,18 @@ def _repeated(request: RunRequest, latest: RunRecord | None) -> RunRecord | None
     if not latest.state.final or latest.state is RunState.SUCCEEDED:
         return latest
     return None
+
+
+def _resolved(invoker: Invoker) -> ResolvedPackage | None:
+    """The package a local run's MatchSpec resolved to (None for back ends resolving it
+    elsewhere)."""
+    environment = invoker.environment
+    if environment is None:
+        return None
+    return ResolvedPackage(
+        name=environment.name, version=environment.version, build=environment.build,
+        channel=environment.source,
+    )  # fmt: skip
 
 
 def _cancelled() -> RunOutcome:

@@ -2,7 +2,8 @@
 
 A thin program over :class:`wtrunner.client.WtrunnerClient`: readable tables by default,
 the API's JSON with ``--json``. Exit status 0 on success, 1 when the service answered an error
-or could not be reached (the message on stderr), 2 on bad usage.
+or could not be reached (the message on stderr), 2 on bad usage. A service with authentication
+on is called with the token in ``WTRUNNER_TOKEN`` (a variable: no process list shows it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the client (aiohttp, the API's models) is imported only whe
 __all__ = ["add_parser", "default_url", "main"]
 
 DEFAULT_PORT = 8080
+TOKEN_VARIABLE = "WTRUNNER_TOKEN"
 DEFAULT_LIST_LIMIT = 20
 _MAX_PAGE = 500
 _STREAMS = ("stdout", "stderr", "both")
@@ -90,6 +92,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Inspect and cancel the runs a running wtrunner service recorded. "
         "Exit status: 0 on success, 1 when the service answered an error or could not be "
         "reached, 2 on bad usage.",
+        epilog=f"A service with authentication on is called with the bearer token in "
+        f"{TOKEN_VARIABLE}.",
     )
     actions = runs.add_subparsers(dest="runs_command", required=True, metavar="COMMAND")
 
@@ -159,7 +163,7 @@ async def _main(args: argparse.Namespace, url: str, out: TextIO) -> int:
     from .client import WtrunnerClient
 
     try:
-        client = WtrunnerClient(url)
+        client = WtrunnerClient(url, token=os.environ.get(TOKEN_VARIABLE, "").strip() or None)
     except ValueError as exc:
         raise UsageError(f"--url: {exc}") from None
     async with client:

@@ -16,7 +16,13 @@ from .app import create_app
 from .gcp import MissingExtraError, import_gcp
 from .keys import READINESS
 from .logs import AccessLogger
-from .settings import DEFAULT_CLOUD_RUN_REGION, Settings, SettingsError, check_local_channels
+from .settings import (
+    DEFAULT_CLOUD_RUN_REGION,
+    Settings,
+    SettingsError,
+    check_local_channels,
+    is_loopback,
+)
 from .tracing import configure_tracer
 
 log = logging.getLogger(__name__)
@@ -166,7 +172,22 @@ def cloud_batch_usable(settings: Settings) -> bool:
     return True
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """The warning ``serve`` logs when it listens beyond loopback with authentication off;
+    None when it does not."""
+    if settings.auth_enabled or is_loopback(settings.host):
+        return None
+    return (
+        f"listening on {settings.host or 'every interface'} with authentication off: anyone "
+        "who can reach this port can run workflows and read every run; set "
+        "WTRUNNER_AUTH_TOKENS_FILE or WTRUNNER_OIDC_ISSUERS (README: Security)"
+    )
+
+
 def _warn_about_defaults(settings: Settings) -> None:
+    exposure = exposure_warning(settings)
+    if exposure is not None:
+        log.warning("%s", exposure)
     if settings.cloud_run_region_defaulted and cloud_batch_usable(settings):
         log.warning(
             "CLOUD_RUN_REGION is not set: Cloud Batch jobs are submitted to %s (the earlier "

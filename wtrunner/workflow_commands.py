@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from .environments import Environment
 from .errors import ServiceUnavailableError, UpstreamError
-from .processes import GroupProcess, GroupReaper, spawn
+from .processes import GroupReaper, spawn_with_pipes
 from .settings import Settings
 from .text import last_line
 
@@ -88,16 +88,11 @@ async def check_output(
     command = f"`{environment.name} {' '.join(args)}`"
     work_dir = new_work_dir(settings, "cmd-")
     try:
-        process = await spawn(
-            [environment.executable, *args],
-            env=base_env(settings, environment),
-            cwd=work_dir,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process, child = await spawn_with_pipes(
+            [environment.executable, *args], env=base_env(settings, environment), cwd=work_dir
         )
         try:
-            stdout, stderr = await asyncio.wait_for(_communicate(process, stdin or b""), timeout)
+            stdout, stderr = await asyncio.wait_for(_communicate(child, stdin or b""), timeout)
         except asyncio.TimeoutError:
             await process.end(METADATA_GRACE_SECONDS)
             raise CommandFailed(f"{command} timed out after {timeout:g}s", None) from None
@@ -125,8 +120,7 @@ class _TooMuchOutput(Exception):
     pass
 
 
-async def _communicate(process: GroupProcess, stdin: bytes) -> tuple[bytes, str]:
-    child = process.process
+async def _communicate(child: asyncio.subprocess.Process, stdin: bytes) -> tuple[bytes, str]:
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
 
     async def feed() -> None:

@@ -3,20 +3,20 @@ credentials, and the Batch settings."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import google.auth
 import grpc
 import pytest
-from google.auth.credentials import AnonymousCredentials
 
 from tests.batch.fake import FakeBatch
-from tests.batch.helpers import PROJECT, batch_settings, submit
+from tests.batch.helpers import batch_settings, submit
+from tests.gcp_jobs_helpers import (
+    assert_the_loop_answers_while_the_api_holds,
+    record_credentials_lookups,
+)
 from tests.helpers import Client, ClientFactory
 from wtrunner.invokers import invoker_class
 from wtrunner.invokers.batch import CloudBatchInvoker
@@ -34,18 +34,7 @@ from wtrunner.settings import Settings, SettingsError, load_settings
 async def test_the_event_loop_stays_responsive_while_submitting(
     client: Client, fake: FakeBatch
 ) -> None:
-    fake.hold()
-    submission = asyncio.create_task(submit(client))
-    await fake.wait_for_request()
-    for _ in range(20):
-        started = time.perf_counter()
-        response = await client.get("/")
-        assert response.status == 200
-        assert time.perf_counter() - started < 0.5
-    assert not submission.done()  # the job is still being submitted
-    fake.release()
-    status, _, _ = await asyncio.wait_for(submission, 10)
-    assert status == 202
+    await assert_the_loop_answers_while_the_api_holds(client, fake, submit)
 
 
 async def test_one_client_is_kept_and_closed_at_shutdown(client: Client, fake: FakeBatch) -> None:
@@ -117,13 +106,7 @@ def test_unusable_endpoint_names_the_setting(value: str) -> None:
 async def test_a_google_endpoint_uses_default_credentials_looked_up_off_the_loop(
     make_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lookups: list[tuple[int, list[str]]] = []
-
-    def default(scopes: list[str]) -> tuple[Any, str]:
-        lookups.append((threading.get_ident(), scopes))
-        return AnonymousCredentials(), PROJECT  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(google.auth, "default", default)
+    lookups = record_credentials_lookups(monkeypatch)
     settings = make_settings(batch_endpoint="https://batch.example.org:8443")
     batch = BatchClient(settings)
     api = await batch.client()  # nothing is contacted until a call is made

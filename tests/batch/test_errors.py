@@ -10,6 +10,7 @@ import pytest
 
 from tests.batch.fake import FakeBatch
 from tests.batch.helpers import submit
+from tests.gcp_jobs_helpers import API_ERRORS
 from tests.helpers import Client
 from wtrunner.invokers import batch_client as batch_client_module
 from wtrunner.invokers.batch_client import SubmitPolicy
@@ -58,16 +59,7 @@ async def test_every_problem_is_reported_at_once(client: Client, fake: FakeBatch
 # --- API errors and retries ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("code", "name"),
-    [
-        (grpc.StatusCode.PERMISSION_DENIED, "PermissionDenied (PERMISSION_DENIED)"),
-        (grpc.StatusCode.INVALID_ARGUMENT, "InvalidArgument (INVALID_ARGUMENT)"),
-        (grpc.StatusCode.NOT_FOUND, "NotFound (NOT_FOUND)"),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, "ResourceExhausted (RESOURCE_EXHAUSTED)"),
-        (grpc.StatusCode.UNAUTHENTICATED, "Unauthenticated (UNAUTHENTICATED)"),
-    ],
-)
+@pytest.mark.parametrize(("code", "name"), API_ERRORS)
 async def test_api_errors_are_502_naming_them_and_not_retried(
     client: Client, fake: FakeBatch, code: grpc.StatusCode, name: str
 ) -> None:
@@ -94,7 +86,7 @@ async def test_transient_errors_are_retried_with_the_same_request(
 async def test_a_lost_answer_is_retried_without_a_second_job(
     client: Client, fake: FakeBatch
 ) -> None:
-    fake.fail_next(grpc.StatusCode.UNAVAILABLE, after_creating=True)
+    fake.fail_next(grpc.StatusCode.UNAVAILABLE, after_doing=True)
     status, _, headers = await submit(client)
     assert status == 202
     assert len(fake.requests) == 2

@@ -15,6 +15,7 @@ from google.cloud import batch_v1
 
 from tests.batch.fake import FakeBatch
 from tests.batch.helpers import IMAGE, PARENT, submit
+from tests.gcp_jobs_helpers import QUICK, VirtualClock
 from tests.helpers import Client
 from wtrunner.errors import ServiceUnavailableError
 from wtrunner.invokers.batch_client import BatchApiError, BatchClient, SubmitPolicy
@@ -25,23 +26,6 @@ from wtrunner.run_states import RunState
 from wtrunner.settings import Settings
 
 State = batch_v1.JobStatus.State
-QUICK = SubmitPolicy(first_delay=0.01, max_delay=0.02, deadline=0.5, attempt_timeout=10.0)
-
-
-class VirtualClock:
-    """A clock that only moves when the limiter sleeps on it: the sleeps are recorded."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-        await asyncio.sleep(0)  # let the others run, as a real sleep would
 
 
 @pytest.fixture
@@ -54,7 +38,7 @@ async def batch(
     fake: FakeBatch, tmp_path: Path, virtual: VirtualClock
 ) -> AsyncIterator[BatchClient]:
     """A BatchClient against the fake, its poll limit (5 a second) on the virtual clock."""
-    limiter = RateLimiter(5, clock=virtual.clock, sleep=virtual.sleep)
+    limiter = virtual.limiter(5)
     client = BatchClient(
         Settings(cache_dir=tmp_path, batch_endpoint=fake.endpoint), QUICK, poll_limiter=limiter
     )
@@ -236,14 +220,14 @@ async def test_deleting_a_job_being_deleted_is_fine(batch: BatchClient, fake: Fa
     assert first.request_id != second.request_id  # two deletions asked, not one retried
 
 
-@pytest.mark.parametrize("after_creating", [False, True])
+@pytest.mark.parametrize("after_doing", [False, True])
 async def test_transient_errors_of_a_deletion_are_retried_with_the_same_request(
-    batch: BatchClient, fake: FakeBatch, after_creating: bool
+    batch: BatchClient, fake: FakeBatch, after_doing: bool
 ) -> None:
     name = await create(batch)
-    # after_creating: the deletion began but its answer was lost.
+    # after_doing: the deletion began but its answer was lost.
     fake.fail_next(
-        grpc.StatusCode.UNAVAILABLE, times=2, method="DeleteJob", after_creating=after_creating
+        grpc.StatusCode.UNAVAILABLE, times=2, method="DeleteJob", after_doing=after_doing
     )
     assert await batch.delete_job(name) is True
     assert len(fake.delete_requests) == 3
@@ -258,7 +242,7 @@ async def test_a_deletion_retried_after_the_job_went_counts_as_deleted(
     name = await create(batch)
     # The first attempt deletes the job, Batch finishes at once, and the answer is lost.
     fake.finish_deletions_at_once = True
-    fake.fail_next(grpc.StatusCode.UNAVAILABLE, method="DeleteJob", after_creating=True)
+    fake.fail_next(grpc.StatusCode.UNAVAILABLE, method="DeleteJob", after_doing=True)
     assert await batch.delete_job(name) is False  # the retry finds it gone
     assert [r.name for r in fake.delete_requests] == [name, name]
     assert (fake.deleted, fake.jobs) == ([name], {})

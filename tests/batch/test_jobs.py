@@ -14,18 +14,14 @@ import pytest
 from tests.batch.fake import FakeBatch
 from tests.batch.helpers import (
     IMAGE,
-    PARAMS,
     PARENT,
-    RESULTS,
-    SECRET,
     SERVICE_ACCOUNT,
-    SPEC,
-    TRACEPARENT,
     batch_settings,
     job_json,
     split_command,
     submit,
 )
+from tests.gcp_jobs_helpers import PARAMS, RESULTS, SECRET, SPEC, TRACEPARENT
 from tests.helpers import Client, ClientFactory
 from wtrunner.keys import RUNS, SETTINGS
 from wtrunner.run_request import OutcomeKind, RunInput, build_run_request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -12,6 +13,16 @@ from .models import ErrorResponse, RequestErrorResponse
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ResponseModels = tuple[type[BaseModel], ...]
+
+
+class Access(str, enum.Enum):
+    """Who may call an operation once authentication is on (README "Security")."""
+
+    OPEN = "open"  # anyone: health probes, the OpenAPI document
+    READ = "read"  # the read scope (runs, logs, metadata, catalogue)
+    RUN = "run"  # the run scope (start, cancel, delete)
+    METRICS = "metrics"  # open, or the read scope with WTRUNNER_METRICS_AUTH
+    PUSH = "push"  # a verified Pub/Sub push token when configured, else the run scope
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,8 @@ class Operation:
     tags: tuple[str, ...] = field(default=())
     # media type of the 200 response (everything else is JSON)
     success_content_type: str = "application/json"
+    # who may call it once authentication is on (a new operation needs the read scope)
+    access: Access = Access.READ
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseModels]:

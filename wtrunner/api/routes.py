@@ -8,9 +8,11 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
+from ..keys import SETTINGS
 from ..pubsub.messages import PushEnvelope, PushResponse
 from ..runstore import RunRecord
-from . import health, metadata, pubsub, run_resources, runs
+from . import catalogue, console, health, metadata, pubsub, run_resources, runs
+from .cors import cors_options
 from .models import (
     ErrorResponse,
     MetricsText,
@@ -23,7 +25,7 @@ from .models import (
     ValidationErrorResponse,
 )
 from .openapi import build_openapi
-from .operations import Operation, ResponseModels, error_responses
+from .operations import Access, Operation, ResponseModels, error_responses
 
 
 async def openapi_document(request: web.Request) -> web.Response:
@@ -59,6 +61,7 @@ OPERATIONS: tuple[Operation, ...] = (
         headers=runs.TraceHeaders,
         body=runs.RunBody,
         tags=("runs",),
+        access=Access.RUN,
     ),
     Operation(
         "POST",
@@ -75,6 +78,7 @@ OPERATIONS: tuple[Operation, ...] = (
         headers=runs.TraceHeaders,
         body=runs.RunBody,
         tags=("runs",),
+        access=Access.RUN,
     ),
     Operation(
         "GET",
@@ -114,6 +118,7 @@ OPERATIONS: tuple[Operation, ...] = (
         {202: (RunRecord,), **error_responses(404, 409, 500)},
         path_params=run_resources.RunPath,
         tags=("runs",),
+        access=Access.RUN,
     ),
     Operation(
         "DELETE",
@@ -123,6 +128,7 @@ OPERATIONS: tuple[Operation, ...] = (
         {204: (NoContent,), **error_responses(404, 409, 500)},
         path_params=run_resources.RunPath,
         tags=("runs",),
+        access=Access.RUN,
     ),
     Operation(
         "POST",
@@ -132,6 +138,24 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: (PushResponse,), **error_responses(413, 500, 503)},
         body=PushEnvelope,
         tags=("runs",),
+        access=Access.PUSH,
+    ),
+    Operation(
+        "GET",
+        "/workflows",
+        catalogue.list_workflows,
+        "The workflow packages this server can run, newest version first",
+        {200: (catalogue.WorkflowList,), **error_responses(500)},
+        tags=("workflows",),
+    ),
+    Operation(
+        "GET",
+        "/workflows/{name}",
+        catalogue.get_workflow,
+        "Every version and build of one workflow package",
+        {200: (catalogue.WorkflowDetail,), **error_responses(404, 422, 500, 503)},
+        path_params=catalogue.WorkflowPath,
+        tags=("workflows",),
     ),
     Operation(
         "GET",
@@ -181,10 +205,22 @@ OPERATIONS: tuple[Operation, ...] = (
         tags=("metadata",),
     ),
     Operation(
-        "GET", "/", health.health, "Health check", {200: (StatusResponse,)}, tags=("health",)
+        "GET",
+        "/",
+        health.health,
+        "Health check",
+        {200: (StatusResponse,)},
+        tags=("health",),
+        access=Access.OPEN,
     ),
     Operation(
-        "GET", "/livez", health.livez, "Liveness probe", {200: (StatusResponse,)}, tags=("health",)
+        "GET",
+        "/livez",
+        health.livez,
+        "Liveness probe",
+        {200: (StatusResponse,)},
+        tags=("health",),
+        access=Access.OPEN,
     ),
     Operation(
         "GET",
@@ -193,6 +229,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Readiness probe (503 once shutdown has begun)",
         {200: (ReadinessResponse,), 503: (ReadinessResponse,)},
         tags=("health",),
+        access=Access.OPEN,
     ),
     Operation(
         "GET",
@@ -202,6 +239,7 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: (MetricsText,)},
         tags=("health",),
         success_content_type="text/plain",
+        access=Access.METRICS,
     ),
     Operation(
         "GET",
@@ -210,6 +248,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "This OpenAPI document",
         {200: (OpenAPIDocument,), **error_responses(500)},
         tags=("meta",),
+        access=Access.OPEN,
     ),
 )
 
@@ -220,17 +259,8 @@ def _openapi() -> dict[str, Any]:
 
 
 def setup_routes(app: web.Application) -> None:
-    """Register every operation, with CORS for any origin (credentials allowed)."""
-    cors = aiohttp_cors.setup(
-        app,
-        defaults={
-            "*": aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
-                allow_credentials=True,
-                expose_headers="*",
-                allow_headers="*",
-                allow_methods=["GET", "POST", "DELETE"],
-            )
-        },
-    )
+    """Register every operation, with CORS for the allowed origins (see :mod:`.cors`)."""
+    cors = aiohttp_cors.setup(app, defaults=cors_options(app[SETTINGS]))
     for op in OPERATIONS:
         cors.add(app.router.add_route(op.method, op.path, op.handler, name=op.handler.__name__))
+    console.setup_console(app)  # the web console's pages: same origin only, not in the API

@@ -1,5 +1,9 @@
 """Runs as resources: ``/runs`` lists them, ``/runs/{id}`` is one (long-poll with ``wait``),
-``POST /runs/{id}/cancel`` ends one, ``DELETE /runs/{id}`` forgets a finished one."""
+``POST /runs/{id}/cancel`` ends one, ``DELETE /runs/{id}`` forgets a finished one.
+
+With authentication on, a caller without the admin scope sees and acts on its own runs only
+(the runs recorded with its name as ``client``); another's run is a 404 as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import anyio.to_thread
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
+from ..auth.identity import may_see, visible_client
 from ..errors import RequestValidationError
 from ..keys import RUNS, SETTINGS
 from ..run_states import InvalidTransition, RunState
 from ..runlogs import STREAMS, Stream, log_path, logs_dir, read_tail_lines
-from ..runstore import RunRecord
+from ..runs import RunService
+from ..runstore import RunNotFound, RunRecord
 from .log_proxy import PROXIED_HEADER, proxy_logs
 from .parsing import parse_mapping
 
@@ -87,25 +93,36 @@ def _run_id(request: web.Request) -> str:
     return parse_mapping(request.match_info, RunPath, "path").run_id
 
 
+async def _visible_run(runs: RunService, run_id: str) -> RunRecord:
+    """The run, if the caller may see it: without the admin scope, a run of another client
+    is a 404 like a run that does not exist (its id tells nothing)."""
+    record = await runs.get(run_id)
+    if not may_see(record.client):
+        raise RunNotFound(f"no run {run_id}")
+    return record
+
+
 async def get_run(request: web.Request) -> web.Response:
     """``GET /runs/{run_id}``: the run; with ``wait=S``, once it is final or S seconds passed."""
     run_id = _run_id(request)
     query = parse_mapping(request.query, RunQuery, "query")
     runs = request.app[RUNS]
+    record = await _visible_run(runs, run_id)
     if query.wait:
         return _record(await runs.wait_final(run_id, query.wait))
-    return _record(await runs.get(run_id))
+    return _record(record)
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    """``GET /runs``: recorded runs, newest first, filtered, a page at a time."""
+    """``GET /runs``: recorded runs, newest first, filtered, a page at a time (with
+    authentication on and without the admin scope, the caller's own runs only)."""
     query = parse_mapping(request.query, RunListQuery, "query")
     runs = request.app[RUNS]
     await runs.settled()
     try:
         page = await runs.store.list(
             state=query.state, package=query.package, workflow_run_id=query.workflow_run_id,
-            since=query.since, limit=query.limit, cursor=query.cursor,
+            since=query.since, limit=query.limit, cursor=query.cursor, client=visible_client(),
         )  # fmt: skip
     except ValueError as exc:
         raise RequestValidationError.single(
@@ -125,7 +142,7 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     run_id = _run_id(request)
     query = parse_mapping(request.query, LogsQuery, "query")
     runs = request.app[RUNS]
-    record = await runs.get(run_id)
+    record = await _visible_run(runs, run_id)
     cache_dir = request.app[SETTINGS].cache_dir
     kept_here = await anyio.to_thread.run_sync(logs_dir(cache_dir, run_id).is_dir)
     if not kept_here and record.replica != runs.replica and PROXIED_HEADER not in request.headers:
@@ -189,8 +206,9 @@ def _read_from(path: Path, offset: int) -> bytes:
 
 async def cancel_run(request: web.Request) -> web.Response:
     """``POST /runs/{run_id}/cancel``: end the run (202 with the run); 409 once it has ended."""
-    record = await request.app[RUNS].cancel(_run_id(request))
-    return _record(record, 202)
+    run_id, runs = _run_id(request), request.app[RUNS]
+    await _visible_run(runs, run_id)
+    return _record(await runs.cancel(run_id), 202)
 
 
 async def delete_run(request: web.Request) -> web.Response:
@@ -198,7 +216,7 @@ async def delete_run(request: web.Request) -> web.Response:
     has not ended."""
     run_id = _run_id(request)
     runs = request.app[RUNS]
-    record = await runs.get(run_id)
+    record = await _visible_run(runs, run_id)
     if not record.state.final:
         raise InvalidTransition(f"run {run_id} is {record.state.value}: cancel it first")
     await runs.forget(run_id)

@@ -216,7 +216,8 @@ def outcome_status(outcome: RunOutcome) -> int:
 
 def outcome_response(outcome: RunOutcome) -> web.Response:
     """The spec's answer for an outcome: its status and ``{"result", "error", "trace"}``, with
-    the Batch job's name in ``X-Batch-Job`` when it was accepted there."""
+    the remote job's name (a Cloud Batch job's, a Cloud Run execution's) in ``X-Batch-Job``
+    when it was accepted there."""
     headers = {JOB_HEADER: outcome.job_name} if outcome.job_name else {}
     return web.json_response(outcome.body(), status=outcome_status(outcome), headers=headers)
 

@@ -1,14 +1,14 @@
 """Invoker back ends, found by the names the spec's clients send (``invoker_type``).
 
-Back ends are imported only when used, so one that needs an extra (Cloud Batch needs
-``wtrunner[gcp]``) costs nothing until a request asks for it.
+Back ends are imported only when used, so one that needs an extra (Cloud Batch and Cloud Run
+Jobs need ``wtrunner[gcp]``) costs nothing until a request asks for it.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from ..invoker_names import CLOUD_BATCH_INVOKER, LOCAL_INVOKERS
+from ..invoker_names import CLOUD_BATCH_INVOKER, CLOUD_RUN_JOBS_INVOKER, LOCAL_INVOKERS
 from .base import (
     Completion,
     Invoker,
@@ -32,6 +32,7 @@ __all__ = [
 _CLASSES: dict[str, str] = {
     **dict.fromkeys(LOCAL_INVOKERS, ".local:LocalSubprocessInvoker"),
     CLOUD_BATCH_INVOKER: ".batch:CloudBatchInvoker",
+    CLOUD_RUN_JOBS_INVOKER: ".cloudrun:CloudRunJobsSandboxInvoker",
 }
 
 

@@ -28,6 +28,7 @@ from ..environments import Environment, Environments
 from ..processes import GroupReaper
 from ..run_request import RunRequest
 from ..settings import Settings
+from .remote_jobs import RemoteJobs
 
 
 class InvokerState(enum.Enum):
@@ -89,17 +90,19 @@ class Invoker(ABC):
     state: InvokerState = field(default=InvokerState.IDLE, init=False)
     # The local environment the workflow runs in, when the back end has one.
     environment: Environment | None = field(default=None, init=False)
-    # The remote job a non-waitable back end submitted (e.g. the Cloud Batch job's name).
+    # The remote job a non-waitable back end submitted (the Cloud Batch job's or the Cloud Run
+    # execution's full resource name).
     job_name: str | None = field(default=None, init=False)
-
-    @property
-    def pgid(self) -> int | None:
-        """The local process group of the running workflow (back ends with one)."""
-        return None
 
     def is_waitable(self) -> bool:
         """Whether ``wait`` gives the outcome (False: the run continues elsewhere)."""
         return self.waitable
+
+    @classmethod
+    def remote_jobs(cls, context: InvokerContext) -> RemoteJobs | None:
+        """The status source of the jobs this back end's runs become elsewhere (the reconciler
+        follows them, a cancel stops them); None for a back end whose runs stay here."""
+        return None
 
     @abstractmethod
     async def is_installed(self) -> bool:

@@ -38,8 +38,8 @@ from ..gcp import import_gcp
 from ..run_request import RunRequest
 from ..settings import Settings
 from ..workflow_commands import passthrough_env
-from .base import Invoker
-from .batch_client import FEATURE, BatchNotConfiguredError, batch_client
+from .base import Invoker, InvokerContext
+from .batch_client import FEATURE, BatchJobs, BatchNotConfiguredError, batch_client
 from .batch_names import label_value, new_job_id
 from .batch_options import BatchOptions, parse_batch_options
 from .command import contract_env, run_arguments
@@ -63,6 +63,11 @@ class CloudBatchInvoker(Invoker):
 
     options: BatchOptions | None = field(default=None, init=False)
     parent: str = field(default="", init=False)  # projects/P/locations/R
+
+    @classmethod
+    def remote_jobs(cls, context: InvokerContext) -> BatchJobs:
+        """The Batch jobs of the application's client (GetJob to follow, DeleteJob to stop)."""
+        return BatchJobs(batch_client(context))
 
     async def is_installed(self) -> bool:
         """Always: the job's image holds the workflow, nothing is installed here."""

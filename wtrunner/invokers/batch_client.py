@@ -19,35 +19,49 @@ unavailable at the deadline: ServiceUnavailableError.
 Job look-ups (``GetJob``) go through a client-side rate limit, ``WTRUNNER_BATCH_POLL_RATE``
 calls a second per application (each retry counts), so following many jobs never bursts into
 Batch's quota. Deleting a job only starts the deletion (Batch finishes it asynchronously); a job
-that is gone already counts as deleted.
+that is gone already counts as deleted. The endpoint, credentials and retries work as for every
+Google API client of wtrunner (``gcp_api``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import anyio.to_thread
-
-from ..errors import ServiceUnavailableError, UpstreamError, WtrunnerError
+from ..errors import WtrunnerError
 from ..gcp import import_gcp
 from ..ratelimit import RateLimiter
 from ..settings import Settings
 from .base import InvokerContext
+from .batch_status import run_state_of
+from .gcp_api import CallPolicy, Endpoint, GcpApiError, call, default_credentials
+from .gcp_api import parse_endpoint as _parse_endpoint
+from .remote_jobs import JobProgress
 
 log = logging.getLogger(__name__)
 
 FEATURE = "Cloud Batch"
 CLIENT_KEY = "CloudBatchInvoker"
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 T = TypeVar("T")
+
+__all__ = [
+    "CLIENT_KEY",
+    "FEATURE",
+    "SUBMIT_POLICY",
+    "BatchApiError",
+    "BatchClient",
+    "BatchJobs",
+    "BatchNotConfiguredError",
+    "Endpoint",
+    "SubmitPolicy",
+    "batch_client",
+    "parse_endpoint",
+]
 
 
 class BatchNotConfiguredError(WtrunnerError):
@@ -56,63 +70,18 @@ class BatchNotConfiguredError(WtrunnerError):
     status = 500
 
 
-class BatchApiError(UpstreamError):
+class BatchApiError(GcpApiError):
     """The Batch API refused the job (502); ``code`` is the gRPC status name."""
 
-    def __init__(self, detail: str, code: str) -> None:
-        super().__init__(detail)
-        self.code = code
 
-
-@dataclass(frozen=True)
-class SubmitPolicy:
-    """How a Batch API call (submission, look-up, deletion) is retried: backoff from
-    ``first_delay`` by ``multiplier`` up to ``max_delay`` while ``deadline`` seconds last, each
-    attempt within ``attempt_timeout``."""
-
-    first_delay: float = 0.5
-    multiplier: float = 2.0
-    max_delay: float = 4.0
-    deadline: float = 60.0
-    attempt_timeout: float = 30.0
-
-
+# How a Batch API call (submission, look-up, deletion) is retried (gcp_api.CallPolicy).
+SubmitPolicy = CallPolicy
 SUBMIT_POLICY = SubmitPolicy()
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the client connects: ``target`` (``host:port``, empty = Google's) and how."""
-
-    target: str
-    plain: bool
 
 
 def parse_endpoint(value: str) -> Endpoint:
     """``WTRUNNER_BATCH_ENDPOINT`` as an :class:`Endpoint` (BatchNotConfiguredError if unusable)."""
-    text = value.strip()
-    if not text:
-        return Endpoint("", plain=False)
-    parts = urlsplit(text if "://" in text else f"https://{text}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or "@" in parts.netloc
-        or parts.path.strip("/")
-        or parts.query
-        or parts.fragment
-        or port == -1
-        or (parts.scheme == "http" and port is None)
-    ):
-        raise BatchNotConfiguredError(
-            "WTRUNNER_BATCH_ENDPOINT must be host[:port], https://host[:port] or "
-            f"http://host:port (a plain connection), not {value!r}"
-        )
-    return Endpoint(parts.netloc, plain=parts.scheme == "http")
+    return _parse_endpoint(value, "WTRUNNER_BATCH_ENDPOINT", BatchNotConfiguredError)
 
 
 class BatchClient:
@@ -152,21 +121,9 @@ class BatchClient:
             channel = grpc_aio.insecure_channel(endpoint.target)
             transport = transports.BatchServiceGrpcAsyncIOTransport(channel=channel)
             return batch.BatchServiceAsyncClient(transport=transport)
-        credentials = await self._default_credentials()
+        credentials = await default_credentials(FEATURE, BatchNotConfiguredError)
         options = {"api_endpoint": endpoint.target} if endpoint.target else None
         return batch.BatchServiceAsyncClient(credentials=credentials, client_options=options)
-
-    async def _default_credentials(self) -> Any:
-        auth = import_gcp("google.auth", FEATURE)
-        auth_exceptions = import_gcp("google.auth.exceptions", FEATURE)
-        lookup = functools.partial(auth.default, scopes=[CLOUD_PLATFORM_SCOPE])
-        try:
-            credentials, _ = await anyio.to_thread.run_sync(lookup)
-        except auth_exceptions.GoogleAuthError as exc:
-            raise BatchNotConfiguredError(
-                f"Cloud Batch needs Google credentials (Application Default Credentials): {exc}"
-            ) from None
-        return credentials
 
     async def create_job(self, request: Any) -> Any:
         """Create the job of ``request`` (a ``CreateJobRequest``); the created ``Job``.
@@ -230,45 +187,7 @@ class BatchClient:
 
         ``subject`` names the call in messages and logs (``job ID``, ``GetJob NAME``).
         """
-        exceptions = import_gcp("google.api_core.exceptions", FEATURE)
-        retry_async = import_gcp("google.api_core.retry_async", FEATURE)
-        attempts = 0
-
-        def on_error(exc: Exception) -> None:
-            nonlocal attempts
-            attempts += 1
-            log.warning("Cloud Batch %s, attempt %d: %s; retrying",
-                        subject, attempts, describe(exc))  # fmt: skip
-
-        policy = self.policy
-        retry = retry_async.AsyncRetry(
-            predicate=retry_async.if_exception_type(
-                exceptions.ServiceUnavailable, exceptions.DeadlineExceeded
-            ),
-            initial=policy.first_delay,
-            maximum=policy.max_delay,
-            multiplier=policy.multiplier,
-            timeout=policy.deadline,
-            on_error=on_error,
-        )
-        try:
-            result: T = await retry(attempt)()
-        except exceptions.RetryError as exc:
-            cause = exc.cause
-            reason = (
-                describe(cause)
-                if isinstance(cause, exceptions.GoogleAPICallError)
-                else str(cause or exc)
-            )
-            raise ServiceUnavailableError(
-                f"the Cloud Batch API was not available for {subject} "
-                f"(tried {attempts} times): {reason}"
-            ) from None
-        except exceptions.GoogleAPICallError as exc:
-            raise BatchApiError(
-                f"the Cloud Batch API refused {subject}: {describe(exc)}", status_name(exc)
-            ) from None
-        return result
+        return await call(FEATURE, subject, attempt, self.policy, BatchApiError)
 
     async def close(self) -> None:
         """Close the client's channel (at application shutdown)."""
@@ -278,20 +197,25 @@ class BatchClient:
             await client.transport.close()
 
 
-def status_name(exc: Any) -> str:
-    """The gRPC status name of an API error (``NOT_FOUND``), or its HTTP code."""
-    code = exc.grpc_status_code
-    return str(code.name) if code is not None else str(exc.code)
-
-
-def describe(exc: Any) -> str:
-    """``NotFound (NOT_FOUND): <message>``: an API error named as a client can look it up."""
-    return f"{type(exc).__name__} ({status_name(exc)}): {exc.message}"
-
-
 def batch_client(context: InvokerContext) -> BatchClient:
     """The application's BatchClient, kept in ``context.clients`` (closed with the context)."""
     client = context.clients.get(CLIENT_KEY)
     if not isinstance(client, BatchClient):
         client = context.clients[CLIENT_KEY] = BatchClient(context.settings)
     return client
+
+
+@dataclass(frozen=True)
+class BatchJobs:
+    """The Cloud Batch runs' status source for the reconciler (``wtrunner.job_tracking``)."""
+
+    client: BatchClient
+    noun: str = "Cloud Batch job"
+
+    async def progress(self, name: str) -> JobProgress:
+        """How the job named ``name`` is doing (GetJob); errors as BatchClient.get_job's."""
+        return run_state_of(await self.client.get_job(name))
+
+    async def stop(self, name: str) -> None:
+        """Stop the job named ``name`` by deleting it (gone already counts as stopped)."""
+        await self.client.delete_job(name)

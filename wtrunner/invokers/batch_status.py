@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from ..run_states import RunState
+from .remote_jobs import JobProgress
+from .remote_jobs import as_utc as _utc
+
+__all__ = ["MAX_DESCRIPTION", "RUN_STATE_OF_JOB_STATE", "JobProgress", "run_state_of"]
 
 # Longest part of Batch's description kept in a run's error.
 MAX_DESCRIPTION = 1000
@@ -42,21 +45,6 @@ RUN_STATE_OF_JOB_STATE = {
 }
 # "Job state is set from SCHEDULED to RUNNING for job projects/..."
 _TO_RUNNING = re.compile(r"\bto RUNNING\b")
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """A Batch job's status as its run's record says it.
-
-    ``error`` is set for a failed job only, ``exit_code`` when Batch gave the failed task's;
-    times are aware UTC datetimes, None when the status does not tell them.
-    """
-
-    state: RunState
-    error: str | None = None
-    exit_code: int | None = None
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
 
 
 def run_state_of(job: Any) -> JobProgress:
@@ -112,18 +100,3 @@ def _started_at(job: Any, events: list[Any], finished_at: dt.datetime | None) ->
         return None
     end = finished_at or (_utc(job.update_time) if "update_time" in job else None)
     return end - job.status.run_duration if end is not None else None
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """``moment`` as a plain aware datetime in UTC (not the protobuf library's subclass)."""
-    moment = moment.astimezone(dt.timezone.utc)
-    return dt.datetime(
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
-        tzinfo=dt.timezone.utc,
-    )

@@ -1,9 +1,11 @@
 """The local subprocess back end: the workflow runs next to the server, asyncio-native.
 
 Each run gets a work dir under ``<cache>/work`` holding its params file and ``TMPDIR``; its
-stdout and stderr are pumped into the run's logs (``<cache>/runs/<id>/``, secrets masked,
-bounded). The process starts in its own session with a minimal environment; a timeout ends
-the whole process group; whatever a finished workflow left running is ended in the background.
+stdout and stderr are copied into the run's logs (``<cache>/runs/<id>/``, secrets masked,
+bounded). The process starts in its own session with a minimal environment, in a cgroup leaf
+of its own where the server may make one, with the per-run limits; a timeout or a cancel ends
+its process group, its leaf and whatever of it left both; whatever a finished workflow left
+running is ended in the background.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import anyio.to_thread
 import yaml
 from opentelemetry.trace import Span
 
+from ..cgroups import RunCgroup, RunLimits
 from ..contract import RESULTS_ENV_VAR_SETTING
 from ..environments import Environment
 from ..processes import RUN_ID_VARIABLE, GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
-from ..runlogs import LogSink, OutputPipe, logs_dir, pump
+from ..runlogs import LogSink, OutputPipe, logs_dir
 from ..tracing import tracer
 from ..workflow_commands import (
     METADATA_TIMEOUT_SECONDS,
@@ -48,10 +51,11 @@ class LocalSubprocessInvoker(Invoker):
 
     _run_dir: Path | None = field(default=None, init=False)
     _process: GroupProcess | None = field(default=None, init=False)
+    _cgroup: RunCgroup | None = field(default=None, init=False)
     _span: Span | None = field(default=None, init=False)
     _stdout_log: IO[bytes] | None = field(default=None, init=False)
     _stderr_log: IO[bytes] | None = field(default=None, init=False)
-    _pumps: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _pipes: list[OutputPipe] = field(default_factory=list, init=False)
     _ended: bool = field(default=False, init=False)
     _leases: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
 
@@ -75,6 +79,14 @@ class LocalSubprocessInvoker(Invoker):
         """
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
+        # Made in a worker thread: on a busy machine creating a file can wait for the disk's
+        # journal for a long time (over 100 ms seen here during a burst of runs).
+        await anyio.to_thread.run_sync(self._make_files)
+
+    def _make_files(self) -> None:
+        """The work dir (TMPDIR, params file, Lithops config), the open log files and the run's
+        cgroup leaf (where the server may make one); what it made is released by post_run
+        even if the caller was cancelled meanwhile."""
         try:
             self._run_dir = new_work_dir(self.context.settings, "run-")
             (self._run_dir / "tmp").mkdir()
@@ -92,6 +104,9 @@ class LocalSubprocessInvoker(Invoker):
             self._stderr_log = self._leases.enter_context((logs / "stderr.log").open("w+b"))
         except OSError as exc:
             raise no_room(self.context.settings, exc) from None
+        cgroups = self.context.reaper.cgroups
+        if cgroups is not None:
+            self._cgroup = cgroups.leaf(f"run-{self.request.run_id}")
 
     def child_env(self) -> dict[str, str]:
         """The workflow's whole environment: activation, pass-through, then what wtrunner sets."""
@@ -121,43 +136,48 @@ class LocalSubprocessInvoker(Invoker):
             *run_arguments(self.request, self.context.settings, config),
         ]
         pipes = (OutputPipe(), OutputPipe())
+        run_id = self.request.run_id
+        cgroup, self._cgroup = self._cgroup, None  # the process's from here on
         try:
             env = self.child_env()
             self._span = tracer.start_span("workflow-process")
             self._process = await spawn(
                 argv, env=env, cwd=self._run_dir,
                 stdout=pipes[0].child_fd, stderr=pipes[1].child_fd,
+                run_id=run_id, cgroup=cgroup, limits=RunLimits.of(self.context.settings),
             )  # fmt: skip
             self._span.set_attribute("process.pid", self._process.process.pid)
         except OSError as exc:
             for pipe in pipes:
                 pipe.close()
+            if cgroup is not None:
+                cgroup.remove()
             raise WorkflowStartError(
                 f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
             ) from None
-        await self._start_pumps(pipes)
+        self._copy_output(pipes)
 
-    async def _start_pumps(self, pipes: tuple[OutputPipe, OutputPipe]) -> None:
+    def _copy_output(self, pipes: tuple[OutputPipe, OutputPipe]) -> None:
         """Copy the workflow's output into its logs, secrets masked, bounded in size."""
         assert self._stdout_log is not None and self._stderr_log is not None
         secrets = [
             value.get_secret_value() for value in self.request.data_connections_env_vars.values()
         ]
         limit = self.context.settings.run_log_max_bytes
-        loop = asyncio.get_running_loop()
         for pipe, log in zip(pipes, (self._stdout_log, self._stderr_log), strict=True):
-            await pipe.child_started()
-            self._pumps.append(loop.create_task(pump(pipe, LogSink(log, secrets, limit))))
+            pipe.start(LogSink(log, secrets, limit))
+            self._pipes.append(pipe)
 
-    async def _drain_pumps(self) -> None:
-        """Let the pumps copy what is left; a pipe still held open by leftovers is let go."""
-        if not self._pumps:
+    async def _drain_output(self) -> None:
+        """Let the pipes deliver what is left; a pipe still held open by leftovers is let go."""
+        if not self._pipes:
             return
-        _, pending = await asyncio.wait(self._pumps, timeout=PUMP_DRAIN_SECONDS)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._pumps, return_exceptions=True)
-        self._pumps.clear()
+        pending = [pipe.done for pipe in self._pipes if pipe.done is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=PUMP_DRAIN_SECONDS)
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes.clear()
 
     async def _wait(self) -> Completion:
         assert self._process is not None and self._run_dir is not None
@@ -168,12 +188,12 @@ class LocalSubprocessInvoker(Invoker):
         except asyncio.CancelledError:
             self._ended = True
             await process.end(grace)
-            await self._drain_pumps()
+            await self._drain_output()
             raise
         if not finished:
             self._ended = True
             await process.end(grace)
-        await self._drain_pumps()
+        await self._drain_output()
         assert self._stderr_log is not None
         tail = read_tail(self._stderr_log, STDERR_TAIL_BYTES)
         if self._span is not None:
@@ -181,18 +201,15 @@ class LocalSubprocessInvoker(Invoker):
             self._span.set_attribute("wtrunner.timed_out", not finished)
         return Completion(process.returncode, timed_out=not finished, stderr_tail=tail)
 
-    @property
-    def pgid(self) -> int | None:
-        """The workflow's process group, once started."""
-        return self._process.pgid if self._process is not None else None
-
     async def post_run(self) -> None:
         """End leftovers in the background, release the environment, remove the work dir."""
-        await self._drain_pumps()
+        await self._drain_output()
         if self._span is not None:
             self._span.end()
         if self._process is not None and not self._ended:
             self.context.reaper.schedule(self._process)
+        if self._cgroup is not None:  # made, but no process was started in it
+            self._cgroup.remove()
         self._leases.close()
         if self._run_dir is not None and not self.context.settings.keep_run_dirs:
             await anyio.to_thread.run_sync(shutil.rmtree, self._run_dir, True)

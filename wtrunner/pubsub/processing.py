@@ -140,7 +140,7 @@ class PubSubRunner:
     async def _write_error(self, results_url: str, error: str | None, trace: str | None) -> None:
         """Write ``{"result": null, "error", "trace"}`` where the results were to go."""
         try:
-            url = normalize_results_url(results_url, self.settings.results_roots)
+            url = normalize_results_url(results_url, self.settings.effective_results_roots)
             await self.results.write(url, {"result": None, "error": error, "trace": trace})
         except WtrunnerError as exc:
             log.error("could not write an error result to %s: %s", public_url(results_url), exc)

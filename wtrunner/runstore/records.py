@@ -58,9 +58,6 @@ class RunRecord(BaseModel):
     results_url: str = Field(description="public form, without credentials")
     replica: str
     job_name: str | None = None
-    pgid: int | None = Field(
-        None, description="the process group of a local workflow while it runs on its replica"
-    )
     data_connection_names: list[str] = Field(
         default_factory=list, description="the names of the data connections, never values"
     )
@@ -92,6 +89,7 @@ class NewRun(BaseModel):
     client: str | None = None
     attempt: int = Field(1, ge=1)
     state: RunState = RunState.QUEUED
+    resolved: ResolvedPackage | None = None
 
 
 class RunPage(BaseModel):
@@ -111,7 +109,6 @@ class RunChanges(BaseModel):
     finished_at: AwareDatetime | None = None
     outcome: RunOutcomeRecord | None = None
     job_name: str | None = None
-    pgid: int | None = None
     cancel_requested: bool = False
     attempt: int = Field(1, ge=1)
 

@@ -84,7 +84,6 @@ runs = Table(
     Column("results_url", Text, nullable=False),
     Column("replica", String(255), nullable=False),
     Column("job_name", Text, nullable=True),
-    Column("pgid", Integer, nullable=True),
     Column("data_connection_names", JSON, nullable=False),
     Column("request_hash", String(128), nullable=False, server_default=""),
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),

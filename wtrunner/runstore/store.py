@@ -41,8 +41,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -54,6 +52,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
     text,
@@ -80,6 +79,8 @@ from .schema import UTCDateTime, replicas, runs
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0003"
+"""The newest migration (``migrations/versions``): a database there needs no migrating."""
 MAX_LIST_LIMIT = 500
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_TIMEOUT_SECONDS = 10.0
@@ -328,10 +329,8 @@ class RunStore:
             "created_at": now,
             "started_at": now if state is RunState.RUNNING else None,
             "finished_at": now if state.final else None,
-            "resolved": None,
             "outcome": None,
             "job_name": None,
-            "pgid": None,
             "cancel_requested": False,
         }
         try:
@@ -405,11 +404,12 @@ class RunStore:
         since: dt.datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        client: str | None = None,
     ) -> RunPage:
         """A page of at most ``limit`` (1 to 500) runs, newest first, that match every filter
-        given (``since``: created then or later); ``cursor`` is the previous page's
-        ``next_cursor``. Runs recorded meanwhile never shift later pages. A bad limit, cursor
-        or naive ``since`` is a ValueError."""
+        given (``since``: created then or later; ``client``: recorded for that caller);
+        ``cursor`` is the previous page's ``next_cursor``. Runs recorded meanwhile never shift
+        later pages. A bad limit, cursor or naive ``since`` is a ValueError."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be from 1 to {MAX_LIST_LIMIT}, not {limit}")
         conditions: builtins.list[ColumnElement[bool]] = []
@@ -421,6 +421,8 @@ class RunStore:
             conditions.append(runs.c.workflow_run_id == workflow_run_id)
         if since is not None:
             conditions.append(runs.c.created_at >= _aware(since, "since"))
+        if client is not None:
+            conditions.append(runs.c.client == client)
         if cursor is not None:
             created_at, last_id = decode_cursor(cursor)
             # written so that the index on (..., created_at, id) bounds the scan
@@ -470,14 +472,14 @@ class RunStore:
         return await self._select(query)
 
     async def lost_with_processes(self, replica: str) -> builtins.list[RunRecord]:
-        """The runs of ``replica`` that ended ``lost`` while their workflow had a process
-        group (``pgid``): its processes may have outlived their server. Oldest first."""
+        """The runs of ``replica`` that ended ``lost`` after their workflow had started: its
+        processes may have outlived their server. Oldest first."""
         query = (
             select(runs)
             .where(
                 runs.c.replica == replica,
                 runs.c.state == RunState.LOST.value,
-                runs.c.pgid.is_not(None),
+                runs.c.started_at.is_not(None),
             )
             .order_by(*_OLDEST_FIRST)
         )
@@ -696,6 +698,13 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     return when, run_id
 
 
+def _revision(connection: Connection) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Every connection: WAL journal, busy timeout, foreign keys; transactions begun by
     SQLAlchemy (the driver's own implicit ones are turned off)."""
@@ -738,9 +747,16 @@ def _make_parent(database: str) -> None:
 
 def _upgrade_to_head(connection: Connection) -> None:
     """Migrate to the newest revision in the connection's transaction; on PostgreSQL one
-    replica at a time (the advisory lock is released when the transaction ends)."""
+    replica at a time (the advisory lock is released when the transaction ends). A database at
+    HEAD_REVISION already is left alone without loading Alembic (about 10 MB of a server's
+    memory)."""
+    if _revision(connection) == HEAD_REVISION:
+        return
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = connection
