@@ -427,15 +427,16 @@ class Server:
         """Workflow processes it has running now."""
         return child_count(self.pid)
 
-    def wait_until_answering(self, timeout: float) -> None:
-        """Poll ``GET /livez`` until it answers 200."""
+    def wait_until_answering(self, timeout: float, path: str = "/livez") -> None:
+        """Poll ``GET <path>`` until it answers 200."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.home / "server.log").read_text(errors="replace")[-2000:]
+                log_file = self.home / "server.log"
+                log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
                 raise RuntimeError(f"the server exited with {self.process.returncode}:\n{log}")
             try:
-                with urllib.request.urlopen(f"{self.url}/livez", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}{path}", timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
