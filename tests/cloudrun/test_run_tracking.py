@@ -180,8 +180,8 @@ async def test_a_sandbox_run_whose_results_went_to_an_archive_succeeds_without_a
     assert answer == {"status": "processed"}
     [execution] = fake.executions
     fake.complete(execution, State.CONDITION_SUCCEEDED)
+    await gcs_client.app[RUNS].settled()  # the run is recorded submitted in the background
     await gcs_client.app[RUNS].track_remote_jobs()
-    await gcs_client.app[RUNS].settled()
     record = await gcs_client.app[RUNS].store.find_latest(idempotency_key="run:sandboxed")
     assert record is not None
     assert record.state is RunState.SUCCEEDED
