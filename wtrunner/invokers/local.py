@@ -80,8 +80,14 @@ class LocalSubprocessInvoker(Invoker):
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
         # Made in a worker thread: on a busy machine creating a file can wait for the disk's
-        # journal for a long time (over 100 ms seen here during a burst of runs).
-        await anyio.to_thread.run_sync(self._make_files)
+        # journal for a long time (over 100 ms seen here during a burst of runs). A cancelled
+        # caller still waits for it: post_run then releases all it made.
+        making = asyncio.get_running_loop().run_in_executor(None, self._make_files)
+        try:
+            await asyncio.shield(making)
+        except asyncio.CancelledError:
+            await asyncio.wait({making})
+            raise
 
     def _make_files(self) -> None:
         """The work dir (TMPDIR, params file, Lithops config), the open log files and the run's
@@ -147,14 +153,16 @@ class LocalSubprocessInvoker(Invoker):
                 run_id=run_id, cgroup=cgroup, limits=RunLimits.of(self.context.settings),
             )  # fmt: skip
             self._span.set_attribute("process.pid", self._process.process.pid)
-        except OSError as exc:
+        except BaseException as exc:  # nothing started: let go of what was made for it
             for pipe in pipes:
                 pipe.close()
             if cgroup is not None:
                 cgroup.remove()
-            raise WorkflowStartError(
-                f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
-            ) from None
+            if isinstance(exc, OSError):
+                raise WorkflowStartError(
+                    f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
+                ) from None
+            raise
         self._copy_output(pipes)
 
     def _copy_output(self, pipes: tuple[OutputPipe, OutputPipe]) -> None:
