@@ -40,6 +40,7 @@ from typing import IO, ClassVar, Protocol
 
 from .cgroups import RunCgroup, RunCgroups, RunLimits
 from .proctree import (
+    ProcStat,
     descendants,
     marker_value,
     own_children,
@@ -126,31 +127,17 @@ def other_children(children: Iterable[int]) -> list[tuple[int, str]]:
     return found
 
 
-@dataclass(frozen=True)
-class GroupMember:
-    """One process of a process group, as /proc shows it."""
-
-    pid: int
-    ppid: int
-    state: str
-
-
-def group_members(pgid: int) -> list[GroupMember]:
+def group_members(pgid: int) -> list[ProcStat]:
     """Processes whose process group is ``pgid`` (zombies included), from /proc."""
-    members = []
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as file:
-                    stat = file.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid:
-                members.append(GroupMember(int(entry.name), int(fields[1]), fields[0].decode()))
-    return members
+    return [stat for stat in process_table().values() if stat.pgid == pgid]
+
+
+def _reap_if_adopted(stat: ProcStat) -> None:
+    """Reap ``stat``'s process if it is a dead child of this process that nothing else waits
+    for (an orphan adopted from a run; spawn()'s own children are reaped by their waiters,
+    which keep their exit codes)."""
+    if stat.dead and stat.ppid == os.getpid() and stat.pid not in _Adoption.spawned:
+        reap(stat.pid)
 
 
 def group_alive(pgid: int) -> bool:
@@ -165,14 +152,9 @@ def group_alive(pgid: int) -> bool:
     if not os.path.isdir("/proc"):
         return True
     alive = False
-    me = os.getpid()
     for member in group_members(pgid):
-        if member.state in ("Z", "X"):
-            if member.ppid == me and member.pid not in _Adoption.spawned:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(member.pid, os.WNOHANG)
-        else:
-            alive = True
+        _reap_if_adopted(member)
+        alive = alive or not member.dead
     return alive
 
 
@@ -390,8 +372,7 @@ class GroupProcess:
             stat = table[pid]
             if not stat.dead:
                 live.add(stat.identity)
-            elif stat.ppid == me and pid not in _Adoption.spawned:
-                reap(pid)
+            _reap_if_adopted(stat)
         return live
 
     def _signal(self, tracked: Iterable[tuple[int, int]], signum: int) -> None:
@@ -413,14 +394,12 @@ class GroupProcess:
     def _gone(self, tracked: Iterable[tuple[int, int]]) -> bool:
         """Whether nothing of the run is alive; dead orphans of ours are reaped."""
         alive = False
-        me = os.getpid()
         for pid, started in tracked:
             stat = read_stat(pid)
             if stat is None or stat.starttime != started:
                 continue
             if stat.dead:
-                if stat.ppid == me and pid not in _Adoption.spawned:
-                    reap(pid)
+                _reap_if_adopted(stat)
                 continue
             alive = True
         if alive or group_alive(self.pgid):

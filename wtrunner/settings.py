@@ -332,14 +332,9 @@ class Settings(BaseSettings):
     def _empty_exporter_is_off(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("otel_console_exporter_file_dst_target_dir", mode="before")
+    @field_validator("otel_console_exporter_file_dst_target_dir", "auth_tokens_file", mode="before")
     @classmethod
-    def _empty_dir_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
-
-    @field_validator("auth_tokens_file", mode="before")
-    @classmethod
-    def _empty_tokens_file_is_unset(cls, value: Any) -> Any:
+    def _empty_path_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
     @field_validator("oidc_issuers")

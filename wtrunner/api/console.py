@@ -54,6 +54,7 @@ class ConsoleBundle:
         self.dist = dist
         self._names: frozenset[str] | None = None
         self._files: dict[str, _File] = {}
+        self._index: str | None = None  # index.html with the settings written in
 
     async def _file(self, relative: str) -> _File | None:
         if self._names is None:
@@ -103,15 +104,16 @@ class ConsoleBundle:
     async def index(self, request: web.Request) -> web.Response:
         """The app's ``index.html`` with the console's settings written in (its router shows
         the page the URL names: ``/ui/runs/{id}``, ``/docs``, ...)."""
-        found = await self._file("index.html")
-        if found is None:
-            raise web.HTTPNotFound(reason="The console is not built into this installation")
-        settings = request.app[SETTINGS]
-        config = {"resultsUrl": settings.effective_console_results_url, "version": __version__}
-        meta = f'<meta name="wtrunner-config" content="{html.escape(json.dumps(config))}" />'
-        body = found.body.decode().replace(CONFIG_PLACEHOLDER, meta, 1)
+        if self._index is None:  # the bundle and the settings do not change while serving
+            found = await self._file("index.html")
+            if found is None:
+                raise web.HTTPNotFound(reason="The console is not built into this installation")
+            settings = request.app[SETTINGS]
+            config = {"resultsUrl": settings.effective_console_results_url, "version": __version__}
+            meta = f'<meta name="wtrunner-config" content="{html.escape(json.dumps(config))}" />'
+            self._index = found.body.decode().replace(CONFIG_PLACEHOLDER, meta, 1)
         return web.Response(
-            text=body,
+            text=self._index,
             content_type="text/html",
             headers={"Cache-Control": "no-cache", **SECURITY_HEADERS},
         )

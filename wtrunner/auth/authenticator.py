@@ -83,7 +83,7 @@ class Authenticator:
         if self.tokens is not None:
             entry = self.tokens.lookup(token)
             if entry is not None:
-                return Identity(entry.name, entry.scopes, "token")
+                return Identity(entry.name, entry.scopes)
         if self.oidc is not None and self.oidc.looks_like_a_jwt(token):
             claims = await self._verify(self.oidc, token)
             return self._oidc_identity(claims)
@@ -106,7 +106,7 @@ class Authenticator:
                 "(WTRUNNER_PUBSUB_PUSH_SERVICE_ACCOUNTS)",
                 scope=Scope.RUN.value,
             )
-        return Identity(_bounded(email), frozenset({Scope.RUN}), "pubsub-push")
+        return Identity(_bounded(email), frozenset({Scope.RUN}))
 
     async def _verify(self, verifier: TokenVerifier, token: str) -> dict[str, Any]:
         from .oidc import InvalidToken
@@ -132,7 +132,7 @@ class Authenticator:
             matched = [self._callers[ANY_CALLER]]
         if not matched:
             raise PermissionDeniedError(f"{name} is not a caller of this server")
-        return Identity(name, frozenset().union(*matched), "oidc")
+        return Identity(name, frozenset().union(*matched))
 
 
 def _verified_email(claims: Mapping[str, Any]) -> str | None:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import Literal
 
 from ..scopes import Scope
-
-Via = Literal["token", "oidc", "pubsub-push"]
-"""How the caller proved who it is: a token of the token file, an OIDC JWT, a push token."""
 
 
 @dataclass(frozen=True)
@@ -18,7 +14,6 @@ class Identity:
 
     name: str
     scopes: frozenset[Scope]
-    via: Via
 
     @property
     def is_admin(self) -> bool:

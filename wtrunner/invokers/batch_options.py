@@ -32,7 +32,8 @@ BATCH_OPTION_KEYS = (
 )
 
 
-def _blank_is_unset(value: Any) -> Any:
+def blank_is_unset(value: Any) -> Any:
+    """A blank string (a field a publisher left empty) is no value."""
     if isinstance(value, str):
         return value.strip() or None
     return value
@@ -53,17 +54,17 @@ GpuCount = Annotated[
 ]
 MachineType = Annotated[
     str | None,
-    BeforeValidator(_blank_is_unset),
+    BeforeValidator(blank_is_unset),
     Field(description="Compute Engine machine type of the Cloud Batch VM"),
 ]
 GpuType = Annotated[
     str | None,
-    BeforeValidator(_blank_is_unset),
+    BeforeValidator(blank_is_unset),
     Field(description="accelerator type of the Cloud Batch VM, e.g. nvidia-tesla-t4"),
 ]
 ImageUri = Annotated[
     str | None,
-    BeforeValidator(_blank_is_unset),
+    BeforeValidator(blank_is_unset),
     Field(description="container image holding the workflow (Cloud Batch only, required there)"),
 ]
 

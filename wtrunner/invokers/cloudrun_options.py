@@ -18,7 +18,6 @@ The image and resources are the job's: the Cloud Batch keys (``docker_image_uri`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,12 +26,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..errors import RequestValidationError
 from ..settings import CLOUD_RUN_JOB_ID, CLOUD_RUN_JOB_NAME
-from .batch_options import BATCH_OPTION_KEYS
+from .batch_options import BATCH_OPTION_KEYS, blank_is_unset
 
 INVOKER = "CloudRunJobsSandboxInvoker"
-DIGEST = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
-PROJECT = re.compile(r"^[^/\s]+$")
-REGION = re.compile(r"^[a-z0-9-]+$")
+DIGEST = r"^sha256:[0-9a-fA-F]{64}$"
+PROJECT = r"^[^/\s]+$"
+REGION = r"^[a-z0-9-]+$"
 SANDBOX_KEYS = (
     "environment_tar_url",
     "environment_tar_digest",
@@ -41,13 +40,7 @@ SANDBOX_KEYS = (
 )
 
 
-def _blank_is_unset(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.strip() or None
-    return value
-
-
-Text = Annotated[str | None, BeforeValidator(_blank_is_unset)]
+Text = Annotated[str | None, BeforeValidator(blank_is_unset)]
 
 
 class CloudRunOptions(BaseModel):
@@ -56,10 +49,10 @@ class CloudRunOptions(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     job_name: Text = None
-    project_id: Text = Field(None, pattern=PROJECT.pattern)
-    region: Text = Field(None, pattern=REGION.pattern)
+    project_id: Text = Field(None, pattern=PROJECT)
+    region: Text = Field(None, pattern=REGION)
     environment_tar_url: Text = None
-    environment_tar_digest: Text = Field(None, pattern=DIGEST.pattern)
+    environment_tar_digest: Text = Field(None, pattern=DIGEST)
     results_upload_url: Text = None
     skip_results_archive_upload: bool = False
 
