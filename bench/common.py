@@ -372,12 +372,17 @@ def child_count(pid: int) -> int:
 def server(
     channel: Path, work: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> Iterator[Server]:
-    """``python -m wtrunner serve`` on 127.0.0.1 with a cache of its own; stopped on exit."""
+    """``python -m wtrunner serve`` on 127.0.0.1 with a cache of its own; stopped on exit.
+
+    ``WTRUNNER_*`` variables of the benchmark's own environment reach the server too (to
+    compare settings, e.g. ``WTRUNNER_RUN_CGROUPS=off``); its host, channel and cache are the
+    benchmark's."""
     home = Path(tempfile.mkdtemp(prefix="server-", dir=work))
     port = free_port()
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
+        **{name: value for name, value in os.environ.items() if name.startswith("WTRUNNER_")},
         "WTRUNNER_HOST": "127.0.0.1",
         "WTRUNNER_CHANNELS": channel.as_uri(),
         "WTRUNNER_CACHE_DIR": str(home / "cache"),

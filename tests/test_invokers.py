@@ -89,6 +89,7 @@ async def test_state_is_reset_when_starting_fails(
     with pytest.raises(WorkflowStartError, match="could not be started"):
         await invoker.run()
     assert invoker.state is InvokerState.IDLE
+    await invoker.context.reaper.close()  # the work dir is removed in the background
     assert list((invoker.context.settings.cache_dir / "work").iterdir()) == []
 
 

@@ -404,7 +404,7 @@ async def test_work_dirs_are_removed_unless_kept(
     settings = make_settings()
     client = await make_client(settings)
     await post_run(client, ECHO, {"echo": {}}, tmp_path / "a")
-    assert list((settings.cache_dir / "work").iterdir()) == []
+    await until(lambda: not any((settings.cache_dir / "work").iterdir()), 10, "work dirs removed")
     await client.close()
 
     kept = make_settings(cache_dir=tmp_path / "kept-cache", keep_run_dirs=True)

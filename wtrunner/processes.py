@@ -29,6 +29,7 @@ import ctypes
 import functools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -445,6 +446,7 @@ async def spawn(
     run_id: str | None = None,
     cgroup: RunCgroup | None = None,
     limits: RunLimits | None = None,
+    prepare: Callable[[], RunCgroup | None] | None = None,
 ) -> GroupProcess:
     """Start ``argv`` in a new session (its own process group) with exactly ``env``, stdin
     from /dev/null and its output to ``stdout`` and ``stderr`` (files or pipe ends); OSError if
@@ -456,16 +458,27 @@ async def spawn(
     and what its cgroup leaf does not enforce as rlimits), and is watched through a pidfd. A
     run's process (``run_id``: ``env`` carries it as ``WTRUNNER_RUN_ID``) is then moved into
     ``cgroup`` in a worker thread.
+
+    ``prepare``, when given, runs first in that same thread (what the child needs on disk, made
+    in the same hand-off) and returns the cgroup leaf to use instead of ``cgroup``; what it
+    raises is raised. A caller cancelled meanwhile still waits for the thread, and a child
+    started for nobody is ended.
     """
-    enforced = cgroup.enforced if cgroup is not None else set()
-    start = functools.partial(_start, argv, env, cwd, stdout, stderr, limits, enforced)
+
+    def start() -> tuple[subprocess.Popen[bytes], RunCgroup | None]:
+        leaf = prepare() if prepare is not None else cgroup
+        enforced = leaf.enforced if leaf is not None else set()
+        return _start(argv, env, cwd, stdout, stderr, limits, enforced), leaf
+
     starting = asyncio.get_running_loop().run_in_executor(None, start)
     try:
-        popen = await asyncio.shield(starting)
+        popen, leaf = await asyncio.shield(starting)
     except asyncio.CancelledError:
-        starting.add_done_callback(_abandon)  # a child started for nobody is ended
+        await asyncio.wait({starting})
+        if not starting.cancelled() and starting.exception() is None:
+            _abandon(starting.result()[0])
         raise
-    return _tracked(WatchedChild(popen), run_id, cgroup)
+    return _tracked(WatchedChild(popen), run_id, leaf)
 
 
 def _start(
@@ -491,10 +504,8 @@ def _start(
     return popen
 
 
-def _abandon(starting: asyncio.Future[subprocess.Popen[bytes]]) -> None:
-    if starting.cancelled() or starting.exception() is not None:
-        return
-    popen = starting.result()
+def _abandon(popen: subprocess.Popen[bytes]) -> None:
+    """End and reap a child that was started for a caller who is gone."""
     _signal_group(popen.pid, signal.SIGKILL)
     WatchedChild(popen)  # reaps it
 
@@ -553,25 +564,37 @@ def apply_limits(pid: int, limits: RunLimits, enforced: Iterable[str] = ()) -> N
 
 
 class GroupReaper:
-    """Ends in the background whatever finished workflows left running, and owns the cgroup
-    directory of the server's runs (None where it may not make one).
+    """Cleans up after finished workflows in the background: ends whatever they left running
+    and removes their work dirs; owns the cgroup directory of the server's runs (None where it
+    may not make one).
 
-    Tasks are held by strong references; ``close()`` cuts every grace period short (SIGKILL).
+    Tasks are held by strong references; ``close()`` cuts every grace period short (SIGKILL)
+    and waits for them all.
     """
 
     def __init__(self, grace: float, cgroups: RunCgroups | None = None) -> None:
         self.grace = grace
         self.cgroups = cgroups
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._hurry = asyncio.Event()
+
+    def _hold(self, task: asyncio.Future[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def remove_later(self, directory: Path) -> None:
+        """Remove ``directory`` (a finished run's work dir) in a worker thread: nobody waits
+        for it, and whatever it holds is gone before ``close()`` returns."""
+        removing = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(shutil.rmtree, directory, ignore_errors=True)
+        )
+        self._hold(removing)
 
     def schedule(self, process: GroupProcess) -> None:
         """End what is left of ``process``'s run in the background, if anything is."""
         if not process.leftovers():
             return
-        task = asyncio.get_running_loop().create_task(self._end(process))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._hold(asyncio.get_running_loop().create_task(self._end(process)))
 
     async def _end(self, process: GroupProcess) -> None:
         try:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import anyio.to_thread
 import yaml
 from opentelemetry.trace import Span
 
@@ -35,7 +34,6 @@ from ..workflow_commands import (
     STDERR_TAIL_BYTES,
     base_env,
     check_output,
-    new_work_dir,
     no_room,
 )
 from .base import Completion, Invoker, WorkflowStartError
@@ -73,28 +71,24 @@ class LocalSubprocessInvoker(Invoker):
         return self.environment
 
     async def pre_run(self) -> None:
-        """Lease the environment and prepare the work dir: params file, Lithops config, logs.
-
-        A server disk that cannot take them (full, read-only) is a 503: retrying later may work.
-        """
+        """Lease the environment; name the run's work dir (made as the process starts)."""
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
-        # Made in a worker thread: on a busy machine creating a file can wait for the disk's
-        # journal for a long time (over 100 ms seen here during a burst of runs). A cancelled
-        # caller still waits for it: post_run then releases all it made.
-        making = asyncio.get_running_loop().run_in_executor(None, self._make_files)
-        try:
-            await asyncio.shield(making)
-        except asyncio.CancelledError:
-            await asyncio.wait({making})
-            raise
+        name = f"run-{self.request.run_id}-{secrets.token_hex(4)}"  # an invoker may run again
+        self._run_dir = self.context.settings.cache_dir / "work" / name
 
-    def _make_files(self) -> None:
-        """The work dir (TMPDIR, params file, Lithops config), the open log files and the run's
-        cgroup leaf (where the server may make one); what it made is released by post_run
-        even if the caller was cancelled meanwhile."""
+    def _make_files(self) -> RunCgroup | None:
+        """In the worker thread that starts the process: the work dir (TMPDIR, params file,
+        Lithops config), the open log files and the run's cgroup leaf (where the server may
+        make one), which it returns. On a busy machine creating a file can wait for the disk's
+        journal for a long time (over 100 ms seen here during a burst of runs), so none of it
+        happens on the event loop. What it made is released by post_run, whatever happens.
+
+        A server disk that cannot take them (full, read-only) is a 503: retrying later may
+        work."""
+        assert self._run_dir is not None
         try:
-            self._run_dir = new_work_dir(self.context.settings, "run-")
+            self._run_dir.mkdir(parents=True)
             (self._run_dir / "tmp").mkdir()
             (self._run_dir / "params.json").write_text(json.dumps(self.request.params))
             if self.request.execution_mode == "async":
@@ -113,6 +107,7 @@ class LocalSubprocessInvoker(Invoker):
         cgroups = self.context.reaper.cgroups
         if cgroups is not None:
             self._cgroup = cgroups.leaf(f"run-{self.request.run_id}")
+        return self._cgroup
 
     def child_env(self) -> dict[str, str]:
         """The workflow's whole environment: activation, pass-through, then what wtrunner sets."""
@@ -134,6 +129,7 @@ class LocalSubprocessInvoker(Invoker):
         return env
 
     async def _start(self) -> None:
+        """Make the run's files and start its process, in one hand-off to a worker thread."""
         assert self._run_dir is not None
         environment = self._require_environment()
         config = ["--config-file", str(self._run_dir / "params.json")]
@@ -142,22 +138,20 @@ class LocalSubprocessInvoker(Invoker):
             *run_arguments(self.request, self.context.settings, config),
         ]
         pipes = (OutputPipe(), OutputPipe())
-        run_id = self.request.run_id
-        cgroup, self._cgroup = self._cgroup, None  # the process's from here on
         try:
             env = self.child_env()
             self._span = tracer.start_span("workflow-process")
             self._process = await spawn(
                 argv, env=env, cwd=self._run_dir,
                 stdout=pipes[0].child_fd, stderr=pipes[1].child_fd,
-                run_id=run_id, cgroup=cgroup, limits=RunLimits.of(self.context.settings),
+                run_id=self.request.run_id, limits=RunLimits.of(self.context.settings),
+                prepare=self._make_files,
             )  # fmt: skip
+            self._cgroup = None  # the process's from here on
             self._span.set_attribute("process.pid", self._process.process.pid)
         except BaseException as exc:  # nothing started: let go of what was made for it
             for pipe in pipes:
                 pipe.close()
-            if cgroup is not None:
-                cgroup.remove()
             if isinstance(exc, OSError):
                 raise WorkflowStartError(
                     f"The workflow could not be started: {exc.strerror or exc}: {argv[0]}"
@@ -220,7 +214,7 @@ class LocalSubprocessInvoker(Invoker):
             self._cgroup.remove()
         self._leases.close()
         if self._run_dir is not None and not self.context.settings.keep_run_dirs:
-            await anyio.to_thread.run_sync(shutil.rmtree, self._run_dir, True)
+            self.context.reaper.remove_later(self._run_dir)  # nobody waits for it
 
     async def check_output(
         self,

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -68,14 +68,16 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+from sqlalchemy.pool import QueuePool
 
 from ..errors import ServiceUnavailableError, WtrunnerError
 from ..run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState, check_transition
 from ..text import first_line
 from .records import NewRun, ReplicaRecord, RunChanges, RunOutcomeRecord, RunPage, RunRecord
 from .schema import UTCDateTime, replicas, runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -218,6 +220,10 @@ class ServerDatabase(Database):
 
     def __init__(self, url: URL, pool_size: int, pool_timeout: float) -> None:
         """Connect lazily to the database ``url`` names."""
+        # imported here: a server on SQLite never loads SQLAlchemy's asyncio layer (~8 MB)
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import AsyncAdaptedQueuePool
+
         connect_args: dict[str, Any] = {}
         if url.get_driver_name() == "asyncpg":
             connect_args["timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
