@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, ClassVar, Protocol
 
 from .cgroups import RunCgroup, RunCgroups, RunLimits
+from .handoff import handoff
 from .proctree import (
     ProcStat,
     descendants,
@@ -470,7 +471,7 @@ async def spawn(
         enforced = leaf.enforced if leaf is not None else set()
         return _start(argv, env, cwd, stdout, stderr, limits, enforced), leaf
 
-    starting = asyncio.get_running_loop().run_in_executor(None, start)
+    starting = handoff(start)
     try:
         popen, leaf = await asyncio.shield(starting)
     except asyncio.CancelledError:
@@ -531,7 +532,7 @@ def _tracked(child: Child, run_id: str | None, cgroup: RunCgroup | None) -> Grou
     _Adoption.spawned[child.pid] = child
     started = GroupProcess(child, run_id=run_id, cgroup=cgroup)
     if cgroup is not None:
-        started.placing = asyncio.get_running_loop().run_in_executor(None, cgroup.add, child.pid)
+        started.placing = handoff(cgroup.add, child.pid)
     return started
 
 
@@ -585,10 +586,7 @@ class GroupReaper:
     def remove_later(self, directory: Path) -> None:
         """Remove ``directory`` (a finished run's work dir) in a worker thread: nobody waits
         for it, and whatever it holds is gone before ``close()`` returns."""
-        removing = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(shutil.rmtree, directory, ignore_errors=True)
-        )
-        self._hold(removing)
+        self._hold(handoff(shutil.rmtree, directory, True))
 
     def schedule(self, process: GroupProcess) -> None:
         """End what is left of ``process``'s run in the background, if anything is."""

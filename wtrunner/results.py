@@ -7,7 +7,6 @@ Stores are cached per scheme and bucket (not per URL: every run has its own dire
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from .contract import RESULT_FILE
 from .errors import RequestValidationError, ServiceUnavailableError
+from .handoff import handoff
 from .settings import Settings
 from .text import first_line
 
@@ -150,7 +150,7 @@ class ResultsStore:
         path = _local_result(url)
         if path is None:
             return await self.marker(url)
-        return await asyncio.to_thread(self._make_directory, url, os.path.dirname(path))
+        return await handoff(self._make_directory, url, os.path.dirname(path))
 
     def _make_directory(self, url: str, directory: str) -> ResultMarker | None:
         try:
@@ -194,7 +194,7 @@ class ResultsStore:
         if path is not None:
             try:
                 # in a worker thread: even reading may write (the file's access time)
-                data = await asyncio.to_thread(_read_if_changed, path, before)
+                data = await handoff(_read_if_changed, path, before)
             except OSError as exc:
                 raise self._unreachable(url, exc) from None
             return None if data is None else parse_result(data)
