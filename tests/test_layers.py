@@ -18,7 +18,7 @@ PACKAGE = Path(wtrunner.__file__).parent
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"version", "errors", "contract", "invoker_names", "text", "backoff",
                 "singleflight", "readiness", "run_states", "ratelimit", "scopes", "reserved_env",
-                "proctree"}),
+                "proctree", "handoff"}),
     ("configuration", {"settings", "logs", "gcp"}),
     ("services", {"tracing", "metrics", "looplag", "schemas", "processes", "results", "channel",
                   "environments", "runstore", "runlogs", "auth", "cgroups", "catalogue"}),

@@ -91,6 +91,8 @@ async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, chan
 
             for kind in KINDS:  # warm: environments installed, metadata cached
                 await one(-1, kind)
+            # (a work dir being removed in the background holds a descriptor meanwhile)
+            await until(lambda: not any((cache / "work").iterdir()), 10, "work dirs removed")
             baseline_rss = _rss_mib(server.pid)
             baseline_fds = _fds(server.pid)
 
@@ -122,8 +124,8 @@ async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, chan
         # what the runs left: no processes (once the background reaper has ended the stragglers),
         # no descriptors, no work dirs or temp files
         await until(lambda: not children_of(server.pid), 30, "no workflow processes left")
-        assert _fds(server.pid) == baseline_fds
         await until(lambda: not any((cache / "work").iterdir()), 10, "work dirs removed")
+        assert _fds(server.pid) == baseline_fds
         assert list((tmp_path / "tmp").iterdir()) == []
         assert _rss_mib(server.pid) < baseline_rss + 30, "memory back near where it started"
         print(f"{RUNS} runs in {elapsed:.1f}s")

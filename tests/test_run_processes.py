@@ -157,6 +157,9 @@ async def test_many_runs_leak_no_fds_temp_files_or_processes(
     client = await make_client(settings)
     await post_run(client, "wt-test-trivial-workflow", {}, tmp_path / "warm")
     await post_run(client, "wt-test-crash-workflow", {}, tmp_path / "warm-crash")
+    work = settings.cache_dir / "work"
+    # (a work dir being removed in the background holds a descriptor meanwhile)
+    await until(lambda: not any(work.iterdir()), 10, "work dirs removed")
     files_before, sockets_before = _open_fds()
     children_before = set(children_of(os.getpid()))  # e.g. a session's emulator
 
@@ -176,7 +179,7 @@ async def test_many_runs_leak_no_fds_temp_files_or_processes(
     statuses = await asyncio.gather(*(one(i) for i in range(200)))
     assert statuses.count(200) == 150 and statuses.count(500) == 50
 
-    await until(lambda: not any((settings.cache_dir / "work").iterdir()), 10, "work dirs removed")
+    await until(lambda: not any(work.iterdir()), 10, "work dirs removed")
     assert set(children_of(os.getpid())) <= children_before
     files_after, sockets_after = _open_fds()
     assert files_after == files_before, "files, pipes and other descriptors all closed"
