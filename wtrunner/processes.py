@@ -556,6 +556,7 @@ def apply_limits(pid: int, limits: RunLimits, enforced: Iterable[str] = ()) -> N
             # never above the server's own priority (raising it needs a privilege)
             nice = max(limits.nice, os.getpriority(os.PRIO_PROCESS, pid))
             _set_priority(pid, nice)
+            _set_autogroup_priority(pid, nice)
     if resource is None or not hasattr(resource, "prlimit"):
         return
     wanted = []
@@ -590,6 +591,21 @@ def _set_priority(pid: int, nice: int) -> None:
     if libc.setpriority(os.PRIO_PROCESS, pid, nice) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))  # ProcessLookupError, PermissionError, ...
+
+
+def _set_autogroup_priority(pid: int, nice: int) -> None:
+    """The niceness of the scheduler autogroup of process ``pid`` (a session leader), where the
+    kernel has autogroups and will take it.
+
+    With autogroups (``/proc/sys/kernel/sched_autogroup_enabled``), tasks of the root CPU
+    cgroup are scheduled one session against another: a process's own niceness only orders
+    it within its session, and a workflow in a session of its own would get the CPU as much as
+    the whole server. Its session's autogroup yields too. The kernel refuses a change within
+    0.1 s of another one unless the server may administer the system (EAGAIN): that run then
+    competes as an equal, as everywhere autogroups are off.
+    """
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as autogroup:
+        autogroup.write(f"{nice}\n")
 
 
 class GroupReaper:

@@ -85,7 +85,16 @@ def _limits() -> dict[str, Any]:
         "as": list(resource.getrlimit(resource.RLIMIT_AS)),
         "nproc": list(resource.getrlimit(resource.RLIMIT_NPROC)),
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "autogroup_nice": _autogroup_nice(),
     }
+
+
+def _autogroup_nice() -> int | None:
+    """The niceness of this session's scheduler autogroup (None: the kernel has none)."""
+    try:
+        return int(Path("/proc/self/autogroup").read_text().split()[-1])  # "/autogroup-7 nice 0"
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _cgroup() -> str:
