@@ -456,7 +456,6 @@ async def spawn(
     stdout: IO[bytes] | int,
     stderr: IO[bytes] | int,
     run_id: str | None = None,
-    cgroup: RunCgroup | None = None,
     limits: RunLimits | None = None,
     prepare: Callable[[], RunCgroup | None] | None = None,
 ) -> GroupProcess:
@@ -469,16 +468,16 @@ async def spawn(
     CPU; the event loop does not wait with it), gets its ``limits`` there at once (its niceness,
     and what its cgroup leaf does not enforce as rlimits), and is watched through a pidfd. A
     run's process (``run_id``: ``env`` carries it as ``WTRUNNER_RUN_ID``) is then moved into
-    ``cgroup`` in a worker thread.
+    its cgroup leaf in a worker thread.
 
     ``prepare``, when given, runs first in that same thread (what the child needs on disk, made
-    in the same hand-off) and returns the cgroup leaf to use instead of ``cgroup``; what it
+    in the same hand-off) and returns the cgroup leaf to start it in (None: none); what it
     raises is raised. A caller cancelled meanwhile still waits for the thread, and a child
     started for nobody is ended.
     """
 
     def start() -> tuple[subprocess.Popen[bytes], RunCgroup | None]:
-        leaf = prepare() if prepare is not None else cgroup
+        leaf = prepare() if prepare is not None else None
         enforced = leaf.enforced if leaf is not None else set()
         return _start(argv, env, cwd, stdout, stderr, limits, enforced), leaf
 
