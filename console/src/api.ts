@@ -38,11 +38,16 @@ export async function apiFetch(path: string, init: RequestInit = {}): Promise<Re
     const response = await fetch(path, { ...init, headers });
     if (response.status !== 401 || asker === null) return response;
     if (sessionToken() === token) setSessionToken(null);
+    // pending is set before anything is awaited: requests answered 401 at the same time must
+    // all wait for one prompt (a second prompt would replace the first, whose waiters would
+    // then wait for ever)
     if (pending === null) {
-      const detail = await errorDetail(response.clone());
-      pending = asker({ rejected: token !== null, detail }).finally(() => {
-        pending = null;
-      });
+      const ask = asker;
+      pending = errorDetail(response.clone())
+        .then((detail) => ask({ rejected: token !== null, detail }))
+        .finally(() => {
+          pending = null;
+        });
     }
     const given = await pending;
     if (!given) return response;

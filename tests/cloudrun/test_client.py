@@ -12,9 +12,10 @@ from typing import Any
 import google.auth
 import grpc
 import pytest
+from google.cloud import run_v2
 
 from tests.cloudrun.fake import FakeCloudRun
-from tests.cloudrun.helpers import submit
+from tests.cloudrun.helpers import JOB, submit
 from tests.gcp_jobs_helpers import (
     QUICK,
     VirtualClock,
@@ -130,13 +131,14 @@ async def cloud_run(
 
 
 async def test_look_ups_and_their_retries_wait_for_the_rate_limit(
-    client: Client, cloud_run: CloudRunClient, fake: FakeCloudRun, virtual: VirtualClock
+    cloud_run: CloudRunClient, fake: FakeCloudRun, virtual: VirtualClock
 ) -> None:
+    # Started by this client, not through an app, whose reconciler would look them up too.
     names = []
-    for _ in range(3):
-        status, _, headers = await submit(client)
-        assert status == 202
-        names.append(headers["X-Batch-Job"])
+    for marker in ("run-1", "run-2", "run-3"):
+        execution = await cloud_run.run_job(run_v2.RunJobRequest(name=JOB), marker)
+        names.append(execution.name)
+    assert virtual.sleeps == []  # starting does not wait for the poll limit
     fake.fail_next(grpc.StatusCode.UNAVAILABLE, method="GetExecution")
     executions = await asyncio.gather(*(cloud_run.get_execution(name) for name in names))
     assert [execution.name for execution in executions] == names
