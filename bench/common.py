@@ -381,6 +381,7 @@ def server(
     port = free_port()
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO),  # this checkout's wtrunner, whichever one is installed
         "HOME": str(home),
         **{name: value for name, value in os.environ.items() if name.startswith("WTRUNNER_")},
         "WTRUNNER_HOST": "127.0.0.1",

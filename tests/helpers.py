@@ -51,6 +51,28 @@ async def until(condition: Callable[[], T | Awaitable[T]], timeout: float, what:
         await asyncio.sleep(POLL_SECONDS)
 
 
+def run_files_left(work: Path) -> list[Path]:
+    """What runs left in ``work`` (``<cache>/work``): everything but the emptied work dirs kept
+    for reuse (``idle-*``, holding nothing but an empty ``params.json`` and an empty ``tmp/``)."""
+    if not work.exists():
+        return []
+    return [entry for entry in work.iterdir() if not _emptied_work_dir(entry)]
+
+
+def _emptied_work_dir(directory: Path) -> bool:
+    if not directory.name.startswith("idle-") or directory.is_symlink():
+        return False
+    try:
+        names = sorted(path.name for path in directory.iterdir())
+        return (
+            names == ["params.json", "tmp"]
+            and (directory / "params.json").stat().st_size == 0
+            and not any((directory / "tmp").iterdir())
+        )
+    except OSError:  # being renamed or removed meanwhile
+        return False
+
+
 async def post_run(
     client: Client,
     matchspec: str | None,

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import until
+from tests.helpers import run_files_left, until
 from tests.processes import children_of, start_server
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
@@ -92,7 +92,7 @@ async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, chan
             for kind in KINDS:  # warm: environments installed, metadata cached
                 await one(-1, kind)
             # (a work dir being removed in the background holds a descriptor meanwhile)
-            await until(lambda: not any((cache / "work").iterdir()), 10, "work dirs removed")
+            await until(lambda: not run_files_left(cache / "work"), 10, "work dirs emptied")
             baseline_rss = _rss_mib(server.pid)
             baseline_fds = _fds(server.pid)
 
@@ -124,7 +124,7 @@ async def test_500_mixed_runs_lose_nothing_and_leak_nothing(tmp_path: Path, chan
         # what the runs left: no processes (once the background reaper has ended the stragglers),
         # no descriptors, no work dirs or temp files
         await until(lambda: not children_of(server.pid), 30, "no workflow processes left")
-        await until(lambda: not any((cache / "work").iterdir()), 10, "work dirs removed")
+        await until(lambda: not run_files_left(cache / "work"), 10, "work dirs emptied")
         assert _fds(server.pid) == baseline_fds
         assert list((tmp_path / "tmp").iterdir()) == []
         assert _rss_mib(server.pid) < baseline_rss + 30, "memory back near where it started"

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, run_files_left, until
 from wtrunner.keys import RUNS
 from wtrunner.run_request import TIMEOUT_MESSAGE
 
 TRACKS = "wt-example-tracks-workflow"
 ECHO = "wt-test-echo-workflow"
+TRIVIAL = "wt-test-trivial-workflow"
 TRACKS_PARAMS = {"workflow_details": {"name": "Elephants"}, "get_fixes": {}}
 
 
@@ -398,14 +399,29 @@ async def test_override_variable_replaces_the_requested_spec(
     assert (status, body["result"]["version"]) == (200, "1.0.0")
 
 
-async def test_work_dirs_are_removed_unless_kept(
+async def test_work_dirs_are_emptied_and_reused_unless_kept(
     make_client: ClientFactory, make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    settings = make_settings()
+    settings = make_settings(max_concurrent_runs=1)  # (one work dir kept)
     client = await make_client(settings)
-    await post_run(client, ECHO, {"echo": {}}, tmp_path / "a")
-    await until(lambda: not any((settings.cache_dir / "work").iterdir()), 10, "work dirs removed")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept.txt").write_text("not the run's")
+    work = settings.cache_dir / "work"
+    found = []
+    for index in range(2):  # each leaves files, directories and links to outside
+        params = {"litter": {"outside": str(outside)}, "n": index}
+        status, body = await post_run(client, TRIVIAL, params, tmp_path / f"r{index}")
+        assert status == 200, body
+        assert body["result"]["params"] == params
+        found.append(body["result"]["found"])
+        await until(lambda: not run_files_left(work), 10, "work dirs emptied")
+    # the second run had the first one's dir, with nothing of it left
+    assert [(f["cwd"], f["tmp"]) for f in found] == [(["params.json", "tmp"], [])] * 2
+    assert found[0]["cwd_inode"] == found[1]["cwd_inode"]
+    assert [path.name for path in outside.iterdir()] == ["kept.txt"]  # links not followed
     await client.close()
+    assert list(work.iterdir()) == []  # removed at shutdown
 
     kept = make_settings(cache_dir=tmp_path / "kept-cache", keep_run_dirs=True)
     client = await make_client(kept)

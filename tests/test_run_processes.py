@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, until
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, run_files_left, until
 from tests.processes import children_of
 from wtrunner.processes import group_members
 from wtrunner.run_request import TIMEOUT_MESSAGE
@@ -159,7 +159,7 @@ async def test_many_runs_leak_no_fds_temp_files_or_processes(
     await post_run(client, "wt-test-crash-workflow", {}, tmp_path / "warm-crash")
     work = settings.cache_dir / "work"
     # (a work dir being removed in the background holds a descriptor meanwhile)
-    await until(lambda: not any(work.iterdir()), 10, "work dirs removed")
+    await until(lambda: not run_files_left(work), 10, "work dirs emptied")
     files_before, sockets_before = _open_fds()
     children_before = set(children_of(os.getpid()))  # e.g. a session's emulator
 
@@ -179,7 +179,7 @@ async def test_many_runs_leak_no_fds_temp_files_or_processes(
     statuses = await asyncio.gather(*(one(i) for i in range(200)))
     assert statuses.count(200) == 150 and statuses.count(500) == 50
 
-    await until(lambda: not any(work.iterdir()), 10, "work dirs removed")
+    await until(lambda: not run_files_left(work), 10, "work dirs emptied")
     assert set(children_of(os.getpid())) <= children_before
     files_after, sockets_after = _open_fds()
     assert files_after == files_before, "files, pipes and other descriptors all closed"

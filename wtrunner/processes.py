@@ -632,11 +632,13 @@ class GroupReaper:
         for it, and whatever it holds is gone before ``close()`` returns."""
         self._hold(handoff(shutil.rmtree, directory, True))
 
-    def schedule(self, process: GroupProcess) -> None:
-        """End what is left of ``process``'s run in the background, if anything is."""
+    def schedule(self, process: GroupProcess) -> bool:
+        """End what is left of ``process``'s run in the background, if anything is; whether
+        anything was."""
         if not process.leftovers():
-            return
+            return False
         self._hold(asyncio.get_running_loop().create_task(self._end(process)))
+        return True
 
     async def _end(self, process: GroupProcess) -> None:
         try:

@@ -28,6 +28,7 @@ from ..environments import Environment, Environments
 from ..processes import GroupReaper
 from ..run_request import RunRequest
 from ..settings import Settings
+from ..workdirs import WorkDirs
 from .remote_jobs import RemoteJobs
 
 
@@ -51,16 +52,25 @@ class InvokerContext:
     """The long-lived services invokers share (owned by the application).
 
     ``clients`` holds long-lived API clients a back end creates on first use (e.g. the Cloud
-    Batch client), keyed by the back end; ``aclose`` closes them at shutdown.
+    Batch client), keyed by the back end; ``work_dirs`` the local runs' work dirs, as many kept
+    for reuse as runs may run at once. ``aclose`` closes both at shutdown.
     """
 
     settings: Settings
     environments: Environments
     reaper: GroupReaper
     clients: dict[str, Any] = field(default_factory=dict)
+    work_dirs: WorkDirs = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        work_dirs = WorkDirs(settings.cache_dir / "work", keep=settings.max_concurrent_runs)
+        object.__setattr__(self, "work_dirs", work_dirs)  # (frozen)
 
     async def aclose(self) -> None:
-        """Close every client back ends left in ``clients`` (``close()``, sync or async)."""
+        """Close every client back ends left in ``clients`` (``close()``, sync or async); remove
+        the work dirs kept for reuse."""
+        await self.work_dirs.close()
         for client in self.clients.values():
             closing = getattr(client, "close", None)
             if closing is not None:

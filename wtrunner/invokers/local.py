@@ -1,11 +1,11 @@
 """The local subprocess back end: the workflow runs next to the server, asyncio-native.
 
-Each run gets a work dir under ``<cache>/work`` holding its params file and ``TMPDIR``; its
-stdout and stderr are copied into the run's logs (``<cache>/runs/<id>/``, secrets masked,
-bounded). The process starts in its own session with a minimal environment, in a cgroup leaf
-of its own where the server may make one, with the per-run limits; a timeout or a cancel ends
-its process group, its leaf and whatever of it left both; whatever a finished workflow left
-running is ended in the background.
+Each run gets a work dir under ``<cache>/work`` holding its params file and ``TMPDIR`` (emptied
+and reused by a later run: :mod:`wtrunner.workdirs`); its stdout and stderr are copied into the
+run's logs (``<cache>/runs/<id>/``, secrets masked, bounded). The process starts in its own
+session with a minimal environment, in a cgroup leaf of its own where the server may make one,
+with the per-run limits; a timeout or a cancel ends its process group, its leaf and whatever of
+it left both; whatever a finished workflow left running is ended in the background.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class LocalSubprocessInvoker(Invoker):
     """Runs ``<prefix>/bin/<name> run ...`` as a local asyncio subprocess."""
 
     _run_dir: Path | None = field(default=None, init=False)
+    _idle_dir: Path | None = field(default=None, init=False)  # a kept work dir, until made
     _process: GroupProcess | None = field(default=None, init=False)
     _cgroup: RunCgroup | None = field(default=None, init=False)
     _span: Span | None = field(default=None, init=False)
@@ -71,11 +72,13 @@ class LocalSubprocessInvoker(Invoker):
         return self.environment
 
     async def pre_run(self) -> None:
-        """Lease the environment; name the run's work dir (made as the process starts)."""
+        """Lease the environment; name the run's work dir and pick a kept one to reuse (made
+        as the process starts)."""
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
         name = f"run-{self.request.run_id}-{secrets.token_hex(4)}"  # an invoker may run again
-        self._run_dir = self.context.settings.cache_dir / "work" / name
+        self._run_dir = self.context.work_dirs.root / name
+        self._idle_dir = self.context.work_dirs.take()
 
     def _make_files(self) -> RunCgroup | None:
         """In the worker thread that starts the process: the work dir (TMPDIR, params file,
@@ -87,9 +90,9 @@ class LocalSubprocessInvoker(Invoker):
         A server disk that cannot take them (full, read-only) is a 503: retrying later may
         work."""
         assert self._run_dir is not None
+        idle, self._idle_dir = self._idle_dir, None
         try:
-            self._run_dir.mkdir(parents=True)
-            (self._run_dir / "tmp").mkdir()
+            self.context.work_dirs.make(self._run_dir, idle)
             (self._run_dir / "params.json").write_text(json.dumps(self.request.params))
             if self.request.execution_mode == "async":
                 config = self.request.lithops_config or LithopsConfig()
@@ -204,17 +207,30 @@ class LocalSubprocessInvoker(Invoker):
         return Completion(process.returncode, timed_out=not finished, stderr_tail=tail)
 
     async def post_run(self) -> None:
-        """End leftovers in the background, release the environment, remove the work dir."""
+        """End leftovers in the background, release the environment, empty the work dir for
+        another run (removed instead while the run's leftovers live)."""
         await self._drain_output()
         if self._span is not None:
             self._span.end()
-        if self._process is not None and not self._ended:
-            self.context.reaper.schedule(self._process)
+        left_behind = (
+            self._process is not None
+            and not self._ended
+            and self.context.reaper.schedule(self._process)
+        )
         if self._cgroup is not None:  # made, but no process was started in it
             self._cgroup.remove()
         self._leases.close()
-        if self._run_dir is not None and not self.context.settings.keep_run_dirs:
+        work_dirs = self.context.work_dirs
+        if self._idle_dir is not None:  # never made: the kept dir is still as it was
+            work_dirs.put_back(self._idle_dir)
+            self._idle_dir = None
+        if self._run_dir is None or self.context.settings.keep_run_dirs:
+            return
+        if left_behind or self._process is None:
+            # (no process: the dir may be half made, or not at all)
             self.context.reaper.remove_later(self._run_dir)  # nobody waits for it
+        else:
+            work_dirs.give_back(self._run_dir)
 
     async def check_output(
         self,

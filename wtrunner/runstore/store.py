@@ -36,7 +36,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -71,6 +70,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
 
 from ..errors import ServiceUnavailableError, WtrunnerError
+from ..handoff import Workers
 from ..run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState, check_transition
 from ..text import first_line
 from .records import NewRun, ReplicaRecord, RunChanges, RunOutcomeRecord, RunPage, RunRecord
@@ -190,7 +190,7 @@ class SQLiteDatabase(Database):
         )
         _configure_sqlite(self.engine)
         self._writer = self.engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
-        self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="wtrunner-runstore")
+        self._threads = Workers(pool_size, "wtrunner-runstore")
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """``work`` in a BEGIN IMMEDIATE transaction, in a worker thread."""
@@ -205,11 +205,11 @@ class SQLiteDatabase(Database):
             with connect() as conn:
                 return work(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+        return await self._threads.run(call)
 
     async def close(self) -> None:
         """Wait for the work in progress, then close the connections."""
-        await asyncio.to_thread(self._threads.shutdown, True)
+        await asyncio.to_thread(self._threads.shutdown)
         self.engine.dispose()
 
 
