@@ -175,7 +175,8 @@ async def test_each_run_is_in_a_cgroup_of_its_own(
     assert response.status == 200, body
     run_id = response.headers["X-Run-ID"]
     assert body["result"]["cgroup"].endswith(f"/{cgroups.path.name}/run-{run_id}")
-    assert not (cgroups.path / f"run-{run_id}").exists(), "removed once the run ended"
+    leaf = cgroups.path / f"run-{run_id}"
+    await until(lambda: not leaf.exists(), 10, "the leaf removed once the run ended")
 
 
 async def test_run_limits_without_cgroups_are_rlimits(
