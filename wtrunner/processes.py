@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Protocol
 
@@ -290,8 +290,6 @@ class GroupProcess:
     process: Child
     run_id: str | None = None
     cgroup: RunCgroup | None = None
-    # moving the leader into its leaf, in a worker thread (True once it is inside)
-    placing: asyncio.Future[bool] | None = field(default=None, repr=False)
 
     @property
     def pgid(self) -> int:
@@ -318,8 +316,6 @@ class GroupProcess:
         thread (its rmdir waited for the kernel's cgroup lock, 0.7 ms a run in a stream of them)."""
         if self.returncode is None or group_alive(self.pgid):
             return True
-        if self.placing is not None and not self.placing.done():
-            return True
         if self.cgroup is not None:
             if self.cgroup.populated():
                 return True
@@ -340,7 +336,6 @@ class GroupProcess:
         """
         tracked: set[tuple[int, int]] = set()
         try:
-            await self.placed()
             tracked = await _in_thread(self._find)
             self._signal(tracked, signal.SIGTERM)
             await _until(lambda: self.returncode is not None and self._gone(tracked), grace, hurry)
@@ -348,12 +343,6 @@ class GroupProcess:
             await self._kill_and_reap(tracked)
             raise
         await self._kill_and_reap(tracked)
-
-    async def placed(self) -> None:
-        """Wait until the leader has been moved into its cgroup leaf (or could not be)."""
-        if self.placing is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.placing)
 
     def _find(self) -> set[tuple[int, int]]:
         """The run's live processes (pid, start time) as /proc shows them now: the leader,
@@ -467,10 +456,9 @@ async def spawn(
 
     The child is made in a worker thread (with vfork where CPython can: the parent waits until
     the child has called exec, which on a loaded machine takes as long as the child waits for a
-    CPU; the event loop does not wait with it), gets its ``limits`` there at once (its niceness,
-    and what its cgroup leaf does not enforce as rlimits), and is watched through a pidfd. A
-    run's process (``run_id``: ``env`` carries it as ``WTRUNNER_RUN_ID``) is then moved into
-    its cgroup leaf in a worker thread.
+    CPU; the event loop does not wait with it), gets its ``limits`` and its cgroup leaf there at
+    once (its niceness, and what the leaf does not enforce as rlimits), and is watched through a
+    pidfd. A run's process carries ``run_id`` (``env`` has it as ``WTRUNNER_RUN_ID``).
 
     ``prepare``, when given, runs first in that same thread (what the child needs on disk, made
     in the same hand-off) and returns the cgroup leaf to start it in (None: none); what it
@@ -481,7 +469,12 @@ async def spawn(
     def start() -> tuple[subprocess.Popen[bytes], RunCgroup | None]:
         leaf = prepare() if prepare is not None else None
         enforced = leaf.enforced if leaf is not None else set()
-        return _start(argv, env, cwd, stdout, stderr, limits, enforced), leaf
+        popen = _start(argv, env, cwd, stdout, stderr, limits, enforced)
+        if leaf is not None:
+            # at once, in this thread: handed over separately, the move waited behind the other
+            # starts of a burst and a 1-s run could end before it was in its leaf
+            leaf.add(popen.pid)
+        return popen, leaf
 
     starting = handoff(start)
     try:
@@ -542,10 +535,7 @@ async def spawn_with_pipes(
 
 def _tracked(child: Child, run_id: str | None, cgroup: RunCgroup | None) -> GroupProcess:
     _Adoption.spawned[child.pid] = child
-    started = GroupProcess(child, run_id=run_id, cgroup=cgroup)
-    if cgroup is not None:
-        started.placing = handoff(cgroup.add, child.pid)
-    return started
+    return GroupProcess(child, run_id=run_id, cgroup=cgroup)
 
 
 def apply_limits(pid: int, limits: RunLimits, enforced: Iterable[str] = ()) -> None:
@@ -644,9 +634,6 @@ class GroupReaper:
 
     async def _end(self, process: GroupProcess) -> None:
         try:
-            await process.placed()
-            if not process.leftovers():  # the leaf was still being made: nothing after all
-                return
             log.info("ending processes left behind by group %s", process.pgid)
             await process.end(self.grace, self._hurry)
         except Exception:
