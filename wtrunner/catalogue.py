@@ -32,7 +32,13 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from .environments.resolver import RepodataStamp, local_channel_dir, repodata_files, repodata_stamp
+from .environments.resolver import (
+    RepodataStamp,
+    current_subdirs,
+    local_channel_dir,
+    repodata_stamp,
+    watched_repodata_files,
+)
 from .errors import PackageNotFoundError, ServiceUnavailableError
 from .settings import Settings
 from .singleflight import SingleFlight
@@ -125,15 +131,6 @@ def name_matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def current_subdirs() -> list[str]:
-    """The subdirs a solve on this machine reads: ``noarch`` and the machine's own."""
-    import rattler
-
-    # py-rattler 0.27 renamed Platform to Subdir (and deprecated the old name)
-    subdir = getattr(rattler, "Subdir", None) or rattler.Platform
-    return ["noarch", str(subdir.current())]
-
-
 class Catalogue:
     """Lists the workflow packages of the configured channels and installed prefixes."""
 
@@ -200,8 +197,7 @@ class Catalogue:
 
     def _watched_files(self) -> list[Path]:
         if self._watched is None:
-            local = any(local_channel_dir(url) for url in self.channels)
-            self._watched = repodata_files(self.channels, current_subdirs()) if local else []
+            self._watched = watched_repodata_files(self.channels)
         return self._watched
 
     async def _refresh(self, stamp: RepodataStamp) -> _Snapshot:

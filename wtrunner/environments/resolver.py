@@ -116,9 +116,22 @@ def local_channel_dir(url: str) -> Path | None:
     return Path(url2pathname(parsed.path))
 
 
-def repodata_files(channels: Sequence[str], subdirs: Sequence[str]) -> list[Path]:
-    """The index files of the local channels among ``channels`` that py-rattler may read."""
+def current_subdirs() -> list[str]:
+    """The subdirs a solve on this machine reads: ``noarch`` and the machine's own."""
+    import rattler
+
+    # py-rattler 0.27 renamed Platform to Subdir (and deprecated the old name)
+    subdir = getattr(rattler, "Subdir", None) or rattler.Platform
+    return ["noarch", str(subdir.current())]
+
+
+def watched_repodata_files(channels: Sequence[str]) -> list[Path]:
+    """The index files of the local channels among ``channels`` that a solve on this machine
+    may read (py-rattler is loaded only when there is a local channel to watch)."""
     directories = [d for d in map(local_channel_dir, channels) if d is not None]
+    if not directories:
+        return []
+    subdirs = current_subdirs()
     return [d / subdir / name for d in directories for subdir in subdirs for name in REPODATA_FILES]
 
 
@@ -215,15 +228,7 @@ class Environments:
     def _watched_files(self) -> list[Path]:
         """The local channels' index files, for the subdirs a solve reads."""
         if self._watched is None:
-            if any(local_channel_dir(url) for url in self.channels):
-                import rattler  # loaded only when there is something to watch
-
-                # py-rattler 0.27 renamed Platform to Subdir (and deprecated the old name)
-                subdir = getattr(rattler, "Subdir", None) or rattler.Platform
-                subdirs = ["noarch", str(subdir.current())]
-            else:
-                subdirs = []
-            self._watched = repodata_files(self.channels, subdirs)
+            self._watched = watched_repodata_files(self.channels)
         return self._watched
 
     async def _resolve_uncached(self, spec: Any, text: str, stamp: RepodataStamp) -> Resolution:
