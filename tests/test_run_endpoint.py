@@ -417,7 +417,9 @@ async def test_work_dirs_are_emptied_and_reused_unless_kept(
         found.append(body["result"]["found"])
         await until(lambda: not run_files_left(work), 10, "work dirs emptied")
     # the second run had the first one's dir, with nothing of it left
-    assert [(f["cwd"], f["tmp"]) for f in found] == [(["params.json", "tmp"], [])] * 2
+    assert [(f["cwd"], f["tmp"], f["modes"]) for f in found] == [
+        (["params.json", "tmp"], [], ["0o700", "0o700"])  # (the first run took tmp's away)
+    ] * 2
     assert found[0]["cwd_inode"] == found[1]["cwd_inode"]
     assert [path.name for path in outside.iterdir()] == ["kept.txt"]  # links not followed
     await client.close()

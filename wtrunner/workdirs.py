@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.json"
 TMP_DIR = "tmp"
-# a workflow may have taken permissions away from what it was given
+# the work dir's and tmp/'s mode (given back at reuse: a workflow may have taken it away)
 DIR_MODE = 0o700
 
 
@@ -65,8 +65,8 @@ class WorkDirs:
             else:
                 (run_dir / TMP_DIR).mkdir(exist_ok=True)
                 return
-        run_dir.mkdir(parents=True)
-        (run_dir / TMP_DIR).mkdir()
+        run_dir.mkdir(DIR_MODE, parents=True)
+        (run_dir / TMP_DIR).mkdir(DIR_MODE)
 
     def put_back(self, idle: Path) -> None:
         """Return a dir from :meth:`take` that no run used."""

@@ -49,6 +49,7 @@ def _litter(outside: str) -> dict:
         "cwd": sorted(os.listdir(".")),
         "tmp": sorted(os.listdir(tmp)),
         "cwd_inode": os.stat(".").st_ino,
+        "modes": [oct(os.stat(path).st_mode & 0o777) for path in (".", tmp)],
     }
     with open("left.txt", "w") as file:
         file.write("left behind")
