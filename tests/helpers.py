@@ -117,11 +117,10 @@ class LiveServer:
     results_root: Path
 
 
-def sync_engines(store: RunStore) -> list[Engine]:
-    """The engines whose statement events show what ``store`` sends, on either database (on
-    SQLite also the event loop's own connection's)."""
+def sync_engine(store: RunStore) -> Engine:
+    """The engine whose statement events show what ``store`` sends, on either database."""
     database = store.database
     if isinstance(database, ServerDatabase):
-        return [database.engine.sync_engine]
+        return database.engine.sync_engine
     assert isinstance(database, SQLiteDatabase)
-    return [database.engine] + ([database.loop_engine] if database.loop_engine else [])
+    return database.engine

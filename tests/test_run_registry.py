@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, sync_engines, until
+from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, sync_engine, until
 from tests.processes import call_json, kill_server, start_server, stop_server, wait_until
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.keys import RUNS
@@ -221,7 +221,7 @@ async def test_a_run_that_finds_a_slot_free_is_recorded_running_at_once(
     """Two writes for a run that starts at once (created running, then its end); a run that
     waited for a slot is recorded queued first, and becomes running when it gets one."""
     client = await make_client(max_concurrent_runs=1, kill_grace_seconds=0.2)
-    engines = sync_engines(client.app[RUNS].store)
+    engine = sync_engine(client.app[RUNS].store)
     writes: list[tuple[str, str]] = []
 
     def seen(
@@ -232,8 +232,7 @@ async def test_a_run_that_finds_a_slot_free_is_recorded_running_at_once(
             values = context.compiled_parameters[0] if context.compiled_parameters else {}
             writes.append((verb, str(values.get("state", ""))))
 
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine, "before_cursor_execute", seen)
     try:
         status, body = await post_run(client, ECHO, {"echo": {}}, tmp_path / "a")
         assert status == 200, body
@@ -253,8 +252,7 @@ async def test_a_run_that_finds_a_slot_free_is_recorded_running_at_once(
         assert done["resolved"]["name"] == ECHO
         await client.app[RUNS].settled()
     finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", seen)
+        event.remove(engine, "before_cursor_execute", seen)
     # the slow run: created running, its cancel asked for, cancelled; the other: created
     # queued, running once it had the slot, succeeded
     assert sorted(writes) == sorted([

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-import sqlite3
 import subprocess
 import sys
 from collections import deque
@@ -30,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import postgres
-from tests.helpers import sync_engines, until
+from tests.helpers import sync_engine, until
 from tests.postgres import Relay
 from wtrunner.errors import ServiceUnavailableError
 from wtrunner.run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState
@@ -250,15 +249,13 @@ async def test_a_transition_and_an_update_are_one_statement_each(store: RunStore
         statements.append(statement.split()[0].upper())
 
     record = await store.create(new_run())
-    for engine in sync_engines(store):
-        event.listen(engine, "before_cursor_execute", seen)
+    event.listen(sync_engine(store), "before_cursor_execute", seen)
     try:
         running = await store.transition(record.id, RunState.RUNNING)
         updated = await store.update(record.id, cancel_requested=True)
         done = await store.transition(record.id, RunState.CANCELLED)
     finally:
-        for engine in sync_engines(store):
-            event.remove(engine, "before_cursor_execute", seen)
+        event.remove(sync_engine(store), "before_cursor_execute", seen)
     queries = [word for word in statements if word in ("SELECT", "UPDATE", "INSERT", "DELETE")]
     assert queries == ["UPDATE", "UPDATE", "UPDATE"]
     assert running.state is RunState.RUNNING
@@ -947,58 +944,9 @@ async def test_a_query_that_gets_no_connection_in_time_is_a_503(store_url: str) 
             with pytest.raises(ServiceUnavailableError, match="every database connection"):
                 await store.get(record.id)
             with pytest.raises(ServiceUnavailableError, match="every database connection"):
-                await store.heartbeat("replica-1", None)
-            if isinstance(store.database, SQLiteDatabase):  # a run's own write needs no pool
-                running = await store.transition(record.id, RunState.RUNNING)
-            else:
-                with pytest.raises(ServiceUnavailableError, match="every database connection"):
-                    await store.transition(record.id, RunState.RUNNING)
-        if not isinstance(store.database, SQLiteDatabase):
-            running = await store.transition(record.id, RunState.RUNNING)
-        assert running.state is RunState.RUNNING
-        await store.heartbeat("replica-1", None)
+                await store.transition(record.id, RunState.RUNNING)
+        assert (await store.transition(record.id, RunState.RUNNING)).state is RunState.RUNNING
     finally:
-        await store.close()
-
-
-async def test_the_wal_of_a_stream_of_runs_stays_bounded(tmp_path: Path) -> None:
-    """The event loop's connection never checkpoints itself: worker threads do, often enough
-    that the WAL does not grow with the number of runs (300 runs without them: about 16 MB)."""
-    path = tmp_path / "runs.db"
-    store = await RunStore.open(f"sqlite:///{path}")
-    try:
-        for _ in range(300):
-            record = await store.create(new_run())
-            await store.transition(record.id, RunState.RUNNING)
-        assert Path(f"{path}-wal").stat().st_size < 8 * 1024 * 1024
-    finally:
-        await store.close()
-
-
-async def test_a_runs_write_waits_in_a_thread_while_another_connection_writes(
-    tmp_path: Path,
-) -> None:
-    """On SQLite a run's own write runs on the event loop's thread when the write lock is
-    free; while another connection (here another process's) holds it, the write waits for it
-    in a worker thread, and the event loop goes on meanwhile."""
-    path = tmp_path / "runs.db"
-    store = await RunStore.open(f"sqlite:///{path}")
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        record = await store.create(new_run())
-        other.execute("BEGIN IMMEDIATE")  # the write lock
-        writing = asyncio.create_task(store.transition(record.id, RunState.RUNNING))
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for _ in range(20):  # the loop turns while the write waits
-            await asyncio.sleep(0)
-        assert loop.time() - started < 1.0, "the event loop was not held up"
-        assert not writing.done()
-        other.execute("COMMIT")
-        assert (await writing).state is RunState.RUNNING
-        assert (await store.get(record.id)).state is RunState.RUNNING
-    finally:
-        other.close()
         await store.close()
 
 

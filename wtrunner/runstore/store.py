@@ -29,12 +29,10 @@ import asyncio
 import base64
 import binascii
 import builtins
-import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
 import json
-import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -69,7 +67,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.pool import QueuePool
 
 from ..errors import ServiceUnavailableError, WtrunnerError
 from ..handoff import Workers
@@ -82,14 +80,11 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0003"
 """The newest migration (``migrations/versions``): a database there needs no migrating."""
 MAX_LIST_LIMIT = 500
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-CHECKPOINT_EVERY = 100
-"""Commits of the event loop's SQLite connection between two checkpoints (in a thread)."""
 POOL_TIMEOUT_SECONDS = 10.0
 """How long a query waits for a free pooled connection before it is a 503."""
 RETRY_AFTER = {"Retry-After": "5"}
@@ -163,18 +158,13 @@ class Database:
 
     dialect: str
 
-    async def write(self, work: Callable[[Connection], T], *, short: bool = False) -> T:
-        """``work(connection)`` in a transaction that is committed when it returns; ``short``:
-        a few statements on single rows (a run's own record), which a database may run at
-        once on the event loop's thread."""
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in a transaction that is committed when it returns."""
         raise NotImplementedError
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` outside a write transaction."""
         raise NotImplementedError
-
-    async def ready(self) -> None:
-        """Called once the database is migrated, before the store is used."""
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -183,20 +173,8 @@ class Database:
 
 class SQLiteDatabase(Database):
     """A SQLite file through the standard library's driver: each unit of work runs whole in
-    one of ``pool_size`` worker threads (one connection each), except short writes (below).
-    Write transactions begin IMMEDIATE; a unit of work whose caller is cancelled still runs to
-    its end.
-
-    A short write (a run's own record) runs on the event loop's thread, on a connection of its
-    own, when it can start at once. Handed to a worker thread, such a write cost about 0.7 ms
-    of CPU time under a stream of runs (the thread and the loop handing the GIL to each other
-    around every SQLite call) against 0.2 ms on the loop: two of them were a third of the
-    server's CPU time per run. On the loop it does not wait: that connection's busy timeout is
-    zero, so while another connection holds the write lock the write goes to a worker thread
-    and waits there; a commit only writes to the WAL (``synchronous = NORMAL``: no fsync), and
-    that connection never checkpoints: every ``CHECKPOINT_EVERY`` of its commits a worker
-    thread does, where the fsync may wait for the disk.
-    """
+    one of ``pool_size`` worker threads (one connection each). Write transactions begin
+    IMMEDIATE; a unit of work whose caller is cancelled still runs to its end."""
 
     dialect = "sqlite"
 
@@ -213,60 +191,10 @@ class SQLiteDatabase(Database):
         _configure_sqlite(self.engine)
         self._writer = self.engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
         self._threads = Workers(pool_size, "wtrunner-runstore")
-        # the event loop's own connection (opened in a thread by ready(); None until then)
-        self.loop_engine: Engine | None = None
-        self._loop_writer: Engine | None = None
-        self._loop_commits = 0
-        self._checkpointing: concurrent.futures.Future[None] | None = None
 
-    async def ready(self) -> None:
-        """Open the event loop's connection (in a thread: opening may wait for the file)."""
-        engine = create_engine(
-            self.engine.url,
-            poolclass=StaticPool,
-            pool_reset_on_return=None,  # every use ends its transaction itself
-            connect_args={"check_same_thread": False},  # opened in a thread, used on the loop
-        )
-        _configure_sqlite(engine, busy_timeout_ms=0, checkpoints=False)
-        await self._threads.run(_connect_and_return, engine)
-        self.loop_engine = engine
-        self._loop_writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
-
-    async def write(self, work: Callable[[Connection], T], *, short: bool = False) -> T:
-        """``work`` in a BEGIN IMMEDIATE transaction: a short one on the event loop when the
-        write lock is free, else in a worker thread."""
-        if short and self._loop_writer is not None:
-            with contextlib.suppress(_WriteLockTaken):
-                return self._write_here(self._loop_writer, work)
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a BEGIN IMMEDIATE transaction, in a worker thread."""
         return await self._in_thread(self._writer.begin, work)
-
-    def _write_here(self, engine: Engine, work: Callable[[Connection], T]) -> T:
-        with engine.connect() as conn:
-            try:
-                transaction = conn.begin()
-            except OperationalError as exc:
-                if _locked(exc):
-                    raise _WriteLockTaken from None
-                raise
-            with transaction:
-                result = work(conn)
-        self._loop_commits += 1
-        if self._loop_commits % CHECKPOINT_EVERY == 0 and (
-            self._checkpointing is None or self._checkpointing.done()
-        ):
-            self._checkpointing = self._threads.run_detached(self._checkpoint)
-        return result
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the database file and have the next write start it again from its
-        beginning (worker thread). A RESTART checkpoint holds off writers meanwhile (the event
-        loop's writes wait in a thread then): a passive one, racing the loop's writes, left
-        frames behind every time and the WAL grew without end."""
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)")
-        except Exception:
-            log.exception("checkpointing the run store's WAL failed")
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """``work`` on a connection in a worker thread."""
@@ -282,8 +210,6 @@ class SQLiteDatabase(Database):
     async def close(self) -> None:
         """Wait for the work in progress, then close the connections."""
         await asyncio.to_thread(self._threads.shutdown)
-        if self.loop_engine is not None:
-            self.loop_engine.dispose()
         self.engine.dispose()
 
 
@@ -313,7 +239,7 @@ class ServerDatabase(Database):
         )
         self.dialect = self.engine.dialect.name
 
-    async def write(self, work: Callable[[Connection], T], *, short: bool = False) -> T:
+    async def write(self, work: Callable[[Connection], T]) -> T:
         """``work`` in a transaction."""
         async with self.engine.begin() as conn:
             return await conn.run_sync(work)
@@ -356,7 +282,6 @@ class RunStore:
             database = ServerDatabase(parsed, pool_size, pool_timeout)
         try:
             await database.write(_upgrade_to_head)  # (migrations: errors as they are)
-            await database.ready()
         except BaseException:
             await database.close()
             raise
@@ -379,11 +304,11 @@ class RunStore:
         """Close the store."""
         await self.close()
 
-    async def _write(self, work: Callable[[Connection], T], *, short: bool = False) -> T:
-        """``work`` in a write transaction (``short``: see :meth:`Database.write`); a database
-        that cannot be reached or written is a 503."""
+    async def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a write transaction; a database that cannot be reached or written is a
+        503."""
         with _unavailable_as_503():
-            return await self._database.write(work, short=short)
+            return await self._database.write(work)
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         """``work`` on a connection for reading; a database that cannot be reached is a 503."""
@@ -415,7 +340,7 @@ class RunStore:
             "cancel_requested": False,
         }
         try:
-            await self._write(lambda conn: conn.execute(_INSERT_RUN, values), short=True)
+            await self._write(lambda conn: conn.execute(_INSERT_RUN, values))
         except IntegrityError:
             key = f" or idempotency key {new.idempotency_key!r}" if new.idempotency_key else ""
             raise DuplicateRun(
@@ -461,7 +386,7 @@ class RunStore:
                 f"run {run_id} kept changing; it did not become {new_state.value}"
             )
 
-        return await self._write(work, short=True)
+        return await self._write(work)
 
     async def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Set ``fields`` (those :class:`RunChanges` names) without changing the state; the
@@ -471,7 +396,7 @@ class RunStore:
             return await self.get(run_id)
         changing = _changing(None, tuple(sorted(changes)))
         parameters = {**changes, _RUN_ID: run_id}
-        row = await self._write(lambda conn: conn.execute(changing, parameters).first(), short=True)
+        row = await self._write(lambda conn: conn.execute(changing, parameters).first())
         if row is None:
             raise RunNotFound(f"no run {run_id}")
         return _record(row)
@@ -786,24 +711,19 @@ def _revision(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def _configure_sqlite(
-    engine: Engine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, checkpoints: bool = True
-) -> None:
-    """Every connection: WAL journal, busy timeout, foreign keys, automatic checkpoints unless
-    ``checkpoints`` is False; transactions begun by SQLAlchemy (the driver's own implicit ones
-    are turned off)."""
+def _configure_sqlite(engine: Engine) -> None:
+    """Every connection: WAL journal, busy timeout, foreign keys; transactions begun by
+    SQLAlchemy (the driver's own implicit ones are turned off)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if not checkpoints:
-                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 
@@ -811,19 +731,6 @@ def _configure_sqlite(
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def _connect_and_return(engine: Engine) -> None:
-    engine.connect().close()  # (a StaticPool keeps the connection)
-
-
-class _WriteLockTaken(Exception):
-    """Another connection holds the write lock (the event loop's connection does not wait)."""
-
-
-def _locked(exc: OperationalError) -> bool:
-    """Whether SQLite refused because another connection holds the lock (SQLITE_BUSY)."""
-    return "database is locked" in str(exc.orig)
 
 
 def _switch_to_wal(cursor: Any) -> None:
