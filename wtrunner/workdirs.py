@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 
 from .handoff import handoff_detached
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ PARAMS_FILE = "params.json"
 TMP_DIR = "tmp"
 # the work dir's and tmp/'s mode (given back at reuse: a workflow may have taken it away)
 DIR_MODE = 0o700
+
+
+def work_root(settings: Settings) -> Path:
+    """``<cache>/work``: where the processes a server starts get their work dirs."""
+    return settings.cache_dir / "work"
 
 
 class WorkDirs:
@@ -63,7 +69,7 @@ class WorkDirs:
             except OSError as exc:  # someone removed it meanwhile: make a new one
                 log.warning("could not reuse the work dir %s: %s", idle, exc)
             else:
-                (run_dir / TMP_DIR).mkdir(exist_ok=True)
+                (run_dir / TMP_DIR).mkdir(DIR_MODE, exist_ok=True)
                 return
         run_dir.mkdir(DIR_MODE, parents=True)
         (run_dir / TMP_DIR).mkdir(DIR_MODE)

@@ -21,6 +21,7 @@ from .errors import ServiceUnavailableError, UpstreamError
 from .processes import GroupReaper, spawn_with_pipes
 from .settings import Settings
 from .text import last_line
+from .workdirs import work_root
 
 STDERR_TAIL_BYTES = 16 * 1024
 METADATA_OUTPUT_LIMIT = 16 * 1024 * 1024
@@ -57,7 +58,7 @@ def base_env(settings: Settings, environment: Environment) -> dict[str, str]:
 
 def new_work_dir(settings: Settings, prefix: str) -> Path:
     """A fresh directory under ``<cache>/work`` for one process (503 when the disk refuses)."""
-    runs = settings.cache_dir / "work"
+    runs = work_root(settings)
     try:
         runs.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))

@@ -28,7 +28,7 @@ from ..environments import Environment, Environments
 from ..processes import GroupReaper
 from ..run_request import RunRequest
 from ..settings import Settings
-from ..workdirs import WorkDirs
+from ..workdirs import WorkDirs, work_root
 from .remote_jobs import RemoteJobs
 
 
@@ -63,8 +63,7 @@ class InvokerContext:
     work_dirs: WorkDirs = field(init=False)
 
     def __post_init__(self) -> None:
-        settings = self.settings
-        work_dirs = WorkDirs(settings.cache_dir / "work", keep=settings.max_concurrent_runs)
+        work_dirs = WorkDirs(work_root(self.settings), keep=self.settings.max_concurrent_runs)
         object.__setattr__(self, "work_dirs", work_dirs)  # (frozen)
 
     async def aclose(self) -> None:
