@@ -1002,14 +1002,57 @@ async def test_migrations_create_the_schema_on_an_empty_database(
         await store.close()
 
 
+def _schema(conn: Connection) -> dict[str, Any]:
+    """Every table's columns, primary key and indexes (partial indexes' conditions included),
+    as the database reports them."""
+    inspector = inspect(conn)
+
+    def index(found: dict[str, Any]) -> tuple[Any, ...]:
+        options = {key: str(value) for key, value in found.get("dialect_options", {}).items()}
+        return found["name"], tuple(found["column_names"]), found["unique"], str(options)
+
+    return {
+        table: {
+            "columns": [
+                (column["name"], str(column["type"]), column["nullable"], column.get("default"))
+                for column in inspector.get_columns(table)
+            ],
+            "primary key": inspector.get_pk_constraint(table),
+            "indexes": sorted(index(found) for found in inspector.get_indexes(table)),
+        }
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def _drop_everything(conn: Connection) -> None:
+    for table in ("runs", "replicas", "alembic_version"):
+        conn.execute(text(f"DROP TABLE {table}"))
+
+
+async def test_an_empty_database_gets_the_schema_the_migrations_make(
+    empty_database_url: str,
+) -> None:
+    store = await RunStore.open(empty_database_url)  # made from the description, stamped
+    try:
+        assert await _versions(store) == [_head()]
+        made = await store.run_sync(_schema)
+        await store.run_sync(_drop_everything)
+        await store.run_sync(lambda conn: _migrate(conn, "upgrade", "head"))
+        migrated = await store.run_sync(_schema)
+    finally:
+        await store.close()
+    assert made == migrated
+    assert any("idempotency_key IS NOT NULL" in index[3] for index in made["runs"]["indexes"])
+
+
 def test_the_head_revision_the_store_knows_is_alembics() -> None:
     assert _head() == store_module.HEAD_REVISION
 
 
-async def test_an_up_to_date_store_opens_without_loading_alembic(tmp_path: Path) -> None:
+async def test_a_new_or_up_to_date_sqlite_store_loads_neither_alembic_nor_postgresql(
+    tmp_path: Path,
+) -> None:
     url = _url(tmp_path / "runs.db")
-    store = await RunStore.open(url)  # migrated here
-    await store.close()
     program = (
         "import asyncio, sys\n"
         "from wtrunner.runstore import RunStore\n"
@@ -1017,12 +1060,20 @@ async def test_an_up_to_date_store_opens_without_loading_alembic(tmp_path: Path)
         f"    store = await RunStore.open({url!r})\n"
         "    await store.close()\n"
         "asyncio.run(main())\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+        "unwanted = ('alembic', 'sqlalchemy.dialects.postgresql')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(unwanted)))\n"
     )
-    loaded = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", program], capture_output=True, text=True, check=True
-    )
-    assert loaded.stdout.strip() == "[]", loaded.stdout
+    for _ in ("new", "up to date"):
+        loaded = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", program], capture_output=True, text=True,
+            check=True,
+        )  # fmt: skip
+        assert loaded.stdout.strip() == "[]", loaded.stdout
+    store = await RunStore.open(url)
+    try:
+        assert await _versions(store) == [_head()]
+    finally:
+        await store.close()
 
 
 async def test_a_sqlite_file_and_its_directories_are_created(tmp_path: Path) -> None:

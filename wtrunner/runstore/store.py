@@ -12,8 +12,9 @@ within the pool timeout, like one that cannot reach the database, is a 503. On P
 connection is pinged before use, so the pool recovers by itself once the server is back.
 
 :meth:`RunStore.open` brings the schema to the newest Alembic revision before anything else
-touches it; on PostgreSQL the migration transaction first takes an advisory lock, so replicas
-starting together migrate one after the other.
+touches it (an empty database gets the newest tables at once, without Alembic); on PostgreSQL
+the migration transaction first takes an advisory lock, so replicas starting together migrate
+one after the other.
 
 On SQLite every transaction that writes begins with ``BEGIN IMMEDIATE``: it takes the write
 lock first (waiting up to the busy timeout), so a read followed by a write in one transaction
@@ -57,7 +58,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -74,7 +74,7 @@ from ..handoff import Workers
 from ..run_states import FINAL_STATES, TRANSITIONS, InvalidTransition, RunState, check_transition
 from ..text import first_line
 from .records import NewRun, ReplicaRecord, RunChanges, RunOutcomeRecord, RunPage, RunRecord
-from .schema import UTCDateTime, replicas, runs
+from .schema import UTCDateTime, add_postgresql_options, metadata, replicas, runs, version_table
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -224,6 +224,7 @@ class ServerDatabase(Database):
         from sqlalchemy.ext.asyncio import create_async_engine
         from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+        add_postgresql_options()
         connect_args: dict[str, Any] = {}
         if url.get_driver_name() == "asyncpg":
             connect_args["timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
@@ -532,8 +533,12 @@ class RunStore:
         is taken when the statement runs, not before a connection was free."""
         dialect = self._database.dialect
         if dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             upsert: Any = postgresql.insert(replicas)
         elif dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
             upsert = sqlite.insert(replicas)
         else:
             raise NotImplementedError(f"heartbeats need SQLite or PostgreSQL, not {dialect}")
@@ -752,14 +757,25 @@ def _make_parent(database: str) -> None:
 
 
 def _upgrade_to_head(connection: Connection) -> None:
-    """Migrate to the newest revision in the connection's transaction; on PostgreSQL one
-    replica at a time (the advisory lock is released when the transaction ends). A database at
-    HEAD_REVISION already is left alone without loading Alembic (about 10 MB of a server's
-    memory)."""
+    """Bring the schema to HEAD_REVISION in the connection's transaction; on PostgreSQL one
+    replica at a time (the advisory lock is released when the transaction ends).
+
+    Alembic (about 10 MB of a server's memory, for good) is loaded only to migrate a database
+    made by an older version: an up-to-date one is left alone, and an empty one gets the
+    tables as :mod:`.schema` describes them, stamped with HEAD_REVISION (a test checks that
+    this is the schema the migrations make)."""
     if _revision(connection) == HEAD_REVISION:
         return
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    revision = _revision(connection)  # (another replica may have migrated meanwhile)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None and not inspect(connection).get_table_names():
+        metadata.create_all(connection)
+        version_table.create(connection)
+        connection.execute(version_table.insert().values(version_num=HEAD_REVISION))
+        return
     from alembic import command
     from alembic.config import Config
 
