@@ -15,6 +15,7 @@ import yaml
 from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, run_files_left, until
 from wtrunner.keys import RUNS
 from wtrunner.run_request import TIMEOUT_MESSAGE
+from wtrunner.workdirs import WorkDirs
 
 TRACKS = "wt-example-tracks-workflow"
 ECHO = "wt-test-echo-workflow"
@@ -397,6 +398,26 @@ async def test_override_variable_replaces_the_requested_spec(
     assert (status, body["result"]["version"]) == (200, "1.0.0")
     status, body = await post_run(client, None, {}, tmp_path / "b")
     assert (status, body["result"]["version"]) == (200, "1.0.0")
+
+
+def test_at_start_kept_work_dirs_are_taken_and_lost_runs_dirs_removed(tmp_path: Path) -> None:
+    """What a server killed mid-run left under ``<cache>/work``: its emptied dirs are reused
+    (up to the number kept, the rest removed), its lost runs' dirs removed; others' stay."""
+    root = tmp_path / "work"
+    names = ["idle-00000001", "idle-00000002", "idle-00000003", f"run-lost1-{'a' * 8}",
+             f"run-lost2-{'b' * 8}", f"run-alive-{'c' * 8}", "cmd-xyz", "run-x"]  # fmt: skip
+    for name in names:
+        (root / name / "tmp").mkdir(parents=True)
+    (root / "idle-file").write_text("not a dir")
+    work_dirs = WorkDirs(root, keep=2)
+    work_dirs.recover({"lost1", "lost2"})
+    taken = [work_dirs.take(), work_dirs.take(), work_dirs.take()]
+    assert taken[2] is None and all(path is not None and path.is_dir() for path in taken[:2])
+    assert sorted(path.name for path in root.iterdir()) == sorted(
+        [path.name for path in taken if path is not None]
+        + [f"run-alive-{'c' * 8}", "cmd-xyz", "run-x", "idle-file"]
+    )
+    WorkDirs(tmp_path / "none yet", keep=2).recover({"lost1"})  # no work dir at all: nothing
 
 
 async def test_work_dirs_are_emptied_and_reused_unless_kept(

@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from tests.helpers import Client, ClientFactory, SettingsFactory, post_run, sync_engine, until
+from tests.helpers import (
+    Client,
+    ClientFactory,
+    SettingsFactory,
+    post_run,
+    run_files_left,
+    sync_engine,
+    until,
+)
 from tests.processes import call_json, kill_server, start_server, stop_server, wait_until
 from tests.pubsub_helpers import push_body, run_command
 from wtrunner.keys import RUNS
@@ -349,9 +357,14 @@ def test_a_server_killed_mid_run_restarts_with_the_run_lost_and_its_process_gone
     tmp_path: Path, channel: Path
 ) -> None:
     settings = {"WTRUNNER_CHANNELS": channel.as_uri(), "WTRUNNER_REPLICA_ID": "replica-k"}
+    work = tmp_path / "cache" / "work"
+    quick = {"params": {"echo": {"message": "hi"}}, "results_url": str(tmp_path / "q"), **RUN_BODY}
     server, url = start_server(tmp_path, stderr=subprocess.DEVNULL, **settings)
     pid_file = tmp_path / "pid"
     try:
+        assert call_json(f"{url}/?matchspec={ECHO}", quick)["error"] is None
+        wait_until(lambda: list(work.glob("idle-*")), 10, "the run's work dir was not kept")
+        kept = list(work.glob("idle-*"))
         run = call_json(
             f"{url}/runs?matchspec={SLOW}",
             {"params": {"sleep": {"seconds": 600, "pid_file": str(pid_file)}},
@@ -360,6 +373,7 @@ def test_a_server_killed_mid_run_restarts_with_the_run_lost_and_its_process_gone
         wait_until(pid_file.exists, 60, "the workflow did not start")
         pid = int(pid_file.read_text())
         assert call_json(f"{url}/runs/{run['id']}")["state"] == "running"
+        assert list(work.glob(f"run-{run['id']}-*"))
     finally:
         kill_server(server)
     assert _alive(pid), "the orphaned workflow outlives its server"
@@ -370,6 +384,14 @@ def test_a_server_killed_mid_run_restarts_with_the_run_lost_and_its_process_gone
         assert record["state"] == "lost"
         assert record["outcome"]["error"] == LOST_MESSAGE
         wait_until(lambda: not _alive(pid), 10, "the orphaned workflow survived the restart")
+        assert not list(work.glob(f"run-{run['id']}-*")), "the lost run's work dir is left"
+        # the emptied dir the killed server kept is reused, not left beside a new one
+        assert call_json(f"{url}/?matchspec={ECHO}", quick)["error"] is None
+        assert not kept[0].exists(), "the kept work dir was not reused"
+        wait_until(
+            lambda: len(list(work.glob("idle-*"))) == 1 and run_files_left(work) == [],
+            10, "one work dir kept, nothing else left",
+        )  # fmt: skip
     finally:
         stop_server(again)
 

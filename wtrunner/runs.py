@@ -335,7 +335,8 @@ class RunService:
     async def recover(self, previous: str | None = None) -> list[RunRecord]:
         """At start-up: the runs this replica, or ``previous`` (the replica that used this
         cache before this start), left unfinished become ``lost``; their processes, if any
-        survived, are ended (also those of runs a peer marked lost meanwhile)."""
+        survived, are ended (also those of runs a peer marked lost meanwhile), and their work
+        dirs removed (the emptied ones kept for reuse)."""
         owners = [self.replica] if previous in (None, self.replica) else [self.replica, previous]
         lost = []
         for owner in owners:
@@ -347,6 +348,8 @@ class RunService:
         ]
         for run_id in sorted(await anyio.to_thread.run_sync(kill_orphaned_runs, candidates)):
             log.warning("ended the processes run %s left behind", run_id)
+        ended = {record.id for record in lost}.union(candidates)
+        await anyio.to_thread.run_sync(self.context.work_dirs.recover, ended)
         return lost
 
     async def heartbeat(self, advertise_url: str, replica_timeout: dt.timedelta) -> None:

@@ -12,7 +12,8 @@ loop: what the workflow left in it is deleted, its params file is truncated (the
 writes into the same file) and ``tmp/`` is kept, empty. It then waits, as ``idle-<hex>``, for
 the next run, which renames it to its own name. At most ``keep`` dirs wait; the rest, and a dir
 that could not be emptied, are removed as before. A dir whose run left processes behind is
-not reused (they might still write into it).
+not reused (they might still write into it). What a server that did not shut down left (kept
+dirs, its lost runs' dirs) is taken over or removed when the next one starts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 from .handoff import handoff_detached
@@ -52,6 +54,23 @@ class WorkDirs:
         # emptied dirs; filled by worker threads, taken on the event loop (deque is thread-safe)
         self._idle: collections.deque[Path] = collections.deque()
         self._emptying: set[concurrent.futures.Future[None]] = set()
+
+    def recover(self, lost_run_ids: Collection[str]) -> None:
+        """At start-up, what a server that stopped without shutting down left under ``root``:
+        its emptied dirs are kept for reuse (those beyond ``keep`` removed), the dirs of its
+        runs now lost (their processes ended) removed. Blocks on the disk: call it in a
+        worker thread."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.name.startswith("idle-") and len(self._idle) < self.keep:
+                self._idle.append(Path(entry.path))
+            elif entry.name.startswith("idle-") or _run_of(entry.name) in lost_run_ids:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def take(self) -> Path | None:
         """An emptied dir for the next run, or None (then :meth:`make` makes a fresh one)."""
@@ -106,6 +125,18 @@ class WorkDirs:
         self._emptying.clear()
         idle, self._idle = list(self._idle), collections.deque()
         await asyncio.to_thread(_remove_all, idle)
+
+
+def run_dir_name(run_id: str) -> str:
+    """The name of a work dir of run ``run_id`` (unique: a run may be started again)."""
+    return f"run-{run_id}-{secrets.token_hex(4)}"
+
+
+def _run_of(name: str) -> str | None:
+    """The run id in a work dir's name (:func:`run_dir_name`), None for another name."""
+    if not name.startswith("run-") or len(name) < 14 or name[-9] != "-":
+        return None
+    return name[4:-9]
 
 
 def _log_failure(future: concurrent.futures.Future[None]) -> None:

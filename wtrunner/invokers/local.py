@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..processes import RUN_ID_VARIABLE, GroupProcess, read_tail, spawn
 from ..run_request import LithopsConfig
 from ..runlogs import LogSink, OutputPipe, logs_dir
 from ..tracing import tracer
+from ..workdirs import run_dir_name
 from ..workflow_commands import (
     METADATA_TIMEOUT_SECONDS,
     STDERR_TAIL_BYTES,
@@ -76,8 +76,7 @@ class LocalSubprocessInvoker(Invoker):
         as the process starts)."""
         environment = self._require_environment()
         self._leases.enter_context(self.context.environments.lease(environment))
-        name = f"run-{self.request.run_id}-{secrets.token_hex(4)}"  # an invoker may run again
-        self._run_dir = self.context.work_dirs.root / name
+        self._run_dir = self.context.work_dirs.root / run_dir_name(self.request.run_id)
         self._idle_dir = self.context.work_dirs.take()
 
     def _make_files(self) -> RunCgroup | None:
