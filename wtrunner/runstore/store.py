@@ -93,7 +93,8 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 10.0
 """How long asyncpg tries to open one connection (its own default is a minute)."""
 MIGRATION_LOCK_KEY = int.from_bytes(b"wtrunner", "big")
 """The PostgreSQL advisory lock (a fixed 64-bit key) held while one replica migrates."""
-# the execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE
+# the execution option that makes a SQLite transaction begin with BEGIN IMMEDIATE (None: no
+# BEGIN at all, each statement committed by itself)
 _SQLITE_BEGIN = "wtrunner_sqlite_begin"
 _UPDATABLE = frozenset(RunChanges.model_fields)
 _UNFINISHED = [state.value for state in RunState if not state.final]
@@ -166,6 +167,12 @@ class Database:
         """``work(connection)`` outside a write transaction."""
         raise NotImplementedError
 
+    async def autocommit(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` with each statement committed as it runs, without a
+        transaction around them (a BEGIN and a COMMIT fewer): for work that is one statement,
+        or whose statements hold whatever other writers do between them."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         """Close every pooled connection."""
         raise NotImplementedError
@@ -190,6 +197,7 @@ class SQLiteDatabase(Database):
         )
         _configure_sqlite(self.engine)
         self._writer = self.engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+        self._autocommitting = self.engine.execution_options(**{_SQLITE_BEGIN: None})
         self._threads = Workers(pool_size, "wtrunner-runstore")
 
     async def write(self, work: Callable[[Connection], T]) -> T:
@@ -199,6 +207,10 @@ class SQLiteDatabase(Database):
     async def read(self, work: Callable[[Connection], T]) -> T:
         """``work`` on a connection in a worker thread."""
         return await self._in_thread(self.engine.connect, work)
+
+    async def autocommit(self, work: Callable[[Connection], T]) -> T:
+        """``work`` with no BEGIN (the driver commits each statement), in a worker thread."""
+        return await self._in_thread(self._autocommitting.connect, work)
 
     async def _in_thread(self, connect: Callable[[], Any], work: Callable[[Connection], T]) -> T:
         def call() -> T:
@@ -238,6 +250,7 @@ class ServerDatabase(Database):
             pool_pre_ping=True,
             connect_args=connect_args,
         )
+        self._autocommitting = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.dialect = self.engine.dialect.name
 
     async def write(self, work: Callable[[Connection], T]) -> T:
@@ -248,6 +261,11 @@ class ServerDatabase(Database):
     async def read(self, work: Callable[[Connection], T]) -> T:
         """``work`` on a connection."""
         async with self.engine.connect() as conn:
+            return await conn.run_sync(work)
+
+    async def autocommit(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a connection in autocommit mode."""
+        async with self._autocommitting.connect() as conn:
             return await conn.run_sync(work)
 
     async def close(self) -> None:
@@ -311,6 +329,13 @@ class RunStore:
         with _unavailable_as_503():
             return await self._database.write(work)
 
+    async def _autocommit(self, work: Callable[[Connection], T]) -> T:
+        """``work`` that is one statement, or holds whatever other writers do between its
+        statements, each committed as it runs; a database that cannot be reached or written
+        is a 503."""
+        with _unavailable_as_503():
+            return await self._database.autocommit(work)
+
     async def _read(self, work: Callable[[Connection], T]) -> T:
         """``work`` on a connection for reading; a database that cannot be reached is a 503."""
         with _unavailable_as_503():
@@ -341,7 +366,7 @@ class RunStore:
             "cancel_requested": False,
         }
         try:
-            await self._write(lambda conn: conn.execute(_INSERT_RUN, values))
+            await self._autocommit(lambda conn: conn.execute(_INSERT_RUN, values))
         except IntegrityError:
             key = f" or idempotency key {new.idempotency_key!r}" if new.idempotency_key else ""
             raise DuplicateRun(
@@ -372,10 +397,10 @@ class RunStore:
         changing = _changing(new_state, tuple(sorted(values)))
         parameters = {**values, _RUN_ID: run_id}
         # One statement changes the run if its state allows it. Only when it changed nothing
-        # is the state read, to say why. On PostgreSQL that read may see a state another
-        # writer set after the update looked: if it allows the change, the update is tried
-        # again. States only move forward, so a run reaches a final state (where
-        # check_transition refuses) within len(RunState) tries.
+        # is the state read, to say why. That read may see a state another writer set after
+        # the update looked: if it allows the change, the update is tried again. States only
+        # move forward, so a run reaches a final state (where check_transition refuses) within
+        # len(RunState) tries. So no transaction is needed around the statements.
 
         def work(conn: Connection) -> RunRecord:
             for _ in range(len(RunState) + 1):
@@ -387,7 +412,7 @@ class RunStore:
                 f"run {run_id} kept changing; it did not become {new_state.value}"
             )
 
-        return await self._write(work)
+        return await self._autocommit(work)
 
     async def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Set ``fields`` (those :class:`RunChanges` names) without changing the state; the
@@ -397,7 +422,7 @@ class RunStore:
             return await self.get(run_id)
         changing = _changing(None, tuple(sorted(changes)))
         parameters = {**changes, _RUN_ID: run_id}
-        row = await self._write(lambda conn: conn.execute(changing, parameters).first())
+        row = await self._autocommit(lambda conn: conn.execute(changing, parameters).first())
         if row is None:
             raise RunNotFound(f"no run {run_id}")
         return _record(row)
@@ -735,7 +760,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # (None: autocommit, the driver commits each statement)
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _switch_to_wal(cursor: Any) -> None:
