@@ -17,8 +17,9 @@ one after the other.
 
 On SQLite every transaction that writes begins with ``BEGIN IMMEDIATE``: it takes the write
 lock first (waiting up to the busy timeout), so a read followed by a write in one transaction
-never fails on a snapshot another writer made stale. A state change is one conditional update
-(``WHERE id = ? AND state IN <the states it may come from>``), race-safe on PostgreSQL too;
+never fails on a snapshot another writer made stale. A run's own writes need no transaction:
+its record is one insert, and a state change one conditional update (``WHERE id = ? AND state
+IN <the states it may come from>``), each committed by itself, race-safe on both databases;
 statements that take several runs at once (leases, runs of dead replicas) lock them with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent callers never take the same run.
 """
