@@ -190,6 +190,29 @@ class CpuWatch:
         return max(0.0, foreign) / max(wall, 1e-9)
 
 
+def file_system(path: Path) -> str:
+    """The file system ``path`` is on (where the benchmarks' servers keep their caches), e.g.
+    ``ext4 (no journal)``: on ext4 without a journal every file or directory made costs more the
+    more were removed in the last half minute (bench/README.md, third and fourth updates)."""
+    target = os.path.realpath(path)
+    best = ("", "unknown", "")
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            before, _, after = line.partition(" - ")
+            mount_point, (kind, source) = before.split()[4], after.split()[:2]
+            inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best[0]):
+                best = (mount_point, kind, source)
+    _, kind, source = best
+    if kind != "ext4":
+        return kind
+    try:
+        journal = Path(f"/sys/fs/ext4/{Path(source).name}/journal_task").read_text().strip()
+    except OSError:
+        return kind
+    return f"{kind} (no journal)" if journal == "<none>" else f"{kind} (journal)"
+
+
 async def guarded(
     label: str, measure: Callable[[], Awaitable[T]], options: argparse.Namespace
 ) -> tuple[T, dict[str, Any]]:
@@ -213,6 +236,7 @@ async def guarded(
             "load_average_at_end": load_average(),
             "foreign_cpu_cores": round(foreign, 3),
             "attempts": attempt,
+            "file_system": file_system(Path(tempfile.gettempdir())),
         }
         if foreign <= options.max_foreign_cpu:
             return result, conditions
