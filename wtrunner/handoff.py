@@ -7,7 +7,11 @@ loop's default executor:
 
 - few threads: during a burst every thread with work wants the GIL, and the event loop waits
   its turn behind each of them. Measured with 64 runs posted at once on two cores: ``GET /``
-  had a p99 of about 62 ms with the default executor's six threads, 26-32 ms with two;
+  had a p99 of about 62 ms with the default executor's six threads, 26-32 ms with two. And
+  only one unless steps queue up: in a steady stream of runs a second thread made the threads
+  and the loop hand the GIL to each other more often (the server's CPU time per run 0.6-0.9 ms
+  higher), while in a burst it starts the runs sooner. So a second thread is started while
+  steps queue up, and ends as soon as none is waiting;
 - their own: the default executor's threads may block for long (DNS lookups; a child waited
   for where the kernel has no pidfd), which must not hold up the start of a run.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import queue
 import threading
 from collections.abc import Callable
@@ -31,6 +36,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 HANDOFF_THREADS = 2
+# steps waiting for a thread that make a spare one start (it ends when none is left)
+SPARE_THREAD_BACKLOG = 4
 
 # (loop, future, function, args): the future is an asyncio one on that loop, or with no loop a
 # concurrent one; None tells a thread to stop
@@ -43,15 +50,24 @@ _Item = tuple[
 
 
 class Workers:
-    """``count`` threads (started on first use) that run what the event loop hands them, in
-    order of arrival. A step always runs to its end, even if whoever awaited it was cancelled."""
+    """Up to ``count`` threads that run what the event loop hands them, in order of arrival: one
+    (started on first use), and spare ones while more than ``backlog`` steps wait (each ends
+    when it finds none waiting). A step always runs to its end, even if whoever awaited it was
+    cancelled."""
 
-    def __init__(self, count: int, name: str) -> None:
+    def __init__(self, count: int, name: str, backlog: int = SPARE_THREAD_BACKLOG) -> None:
         self.count = count
         self.name = name
+        self.backlog = backlog
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._names = itertools.count()
+
+    @property
+    def threads(self) -> int:
+        """How many threads there are now."""
+        return len(self._threads)
 
     def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """``function(*args)`` in one of the threads; its result (or exception), to await."""
@@ -68,21 +84,35 @@ class Workers:
         return future
 
     def _put(self, item: _Item) -> None:
-        if len(self._threads) < self.count:
-            self._start_thread()
         self._queue.put(item)
+        backlog = self._queue.qsize() > self.backlog
+        if not self._threads or (backlog and len(self._threads) < self.count):
+            self._start_thread()
 
     def _start_thread(self) -> None:
         with self._lock:
             if len(self._threads) < self.count:
+                first = not self._threads
                 thread = threading.Thread(
-                    target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
-                )
-                thread.start()
+                    target=self._work, args=(first,), name=f"{self.name}-{next(self._names)}",
+                    daemon=True,
+                )  # fmt: skip
                 self._threads.append(thread)
+                thread.start()
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _work(self, first: bool) -> None:
+        while True:
+            try:
+                item = self._queue.get() if first else self._queue.get_nowait()
+            except queue.Empty:  # a spare thread with nothing left to do: it ends
+                with self._lock:
+                    if self._queue.empty():
+                        with contextlib.suppress(ValueError):  # (shutdown took the list)
+                            self._threads.remove(threading.current_thread())
+                        return
+                continue
+            if item is None:
+                return
             loop, future, function, args = item
             try:
                 result, failure = function(*args), None
