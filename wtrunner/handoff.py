@@ -11,7 +11,9 @@ loop's default executor:
   only one unless steps queue up: in a steady stream of runs a second thread made the threads
   and the loop hand the GIL to each other more often (the server's CPU time per run 0.6-0.9 ms
   higher), while in a burst it starts the runs sooner. So a second thread is started while
-  steps queue up, and ends as soon as none is waiting;
+  steps queue up, and ends as soon as none is waiting. Cleanup after a run (emptying its work
+  dir, removing its cgroup leaf) has a thread of its own: queued before the read of the run's
+  ``result.json``, it made every run's answer later;
 - their own: the default executor's threads may block for long (DNS lookups; a child waited
   for where the kernel has no pidfd), which must not hold up the start of a run.
 
@@ -147,6 +149,8 @@ def _settle(future: asyncio.Future[Any], result: Any, failure: BaseException | N
 
 
 _workers = Workers(HANDOFF_THREADS, "wtrunner-handoff")
+# cleanup after runs: never in the way of a step someone awaits
+_cleanup = Workers(1, "wtrunner-cleanup")
 
 
 def handoff(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -156,6 +160,7 @@ def handoff(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
 
 
 def handoff_detached(function: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
-    """``function(*args)`` in the same worker threads, for work nobody on the event loop waits
-    for (see :meth:`Workers.run_detached`)."""
-    return _workers.run_detached(function, *args)
+    """``function(*args)`` in a worker thread of its own, for work nobody on the event loop
+    waits for (see :meth:`Workers.run_detached`): cleanup after a run, which must not delay
+    the next step someone awaits (the run's ``result.json`` is read right after it)."""
+    return _cleanup.run_detached(function, *args)
