@@ -134,9 +134,10 @@ def run_dir_name(run_id: str) -> str:
 
 def _run_of(name: str) -> str | None:
     """The run id in a work dir's name (:func:`run_dir_name`), None for another name."""
-    if not name.startswith("run-") or len(name) < 14 or name[-9] != "-":
+    prefix, _, suffix = name.rpartition("-")
+    if not prefix.startswith("run-") or len(suffix) != 8:
         return None
-    return name[4:-9]
+    return prefix.removeprefix("run-")
 
 
 def _log_failure(future: concurrent.futures.Future[None]) -> None:

@@ -793,13 +793,14 @@ def _upgrade_to_head(connection: Connection) -> None:
     made by an older version: an up-to-date one is left alone, and an empty one gets the
     tables as :mod:`.schema` describes them, stamped with HEAD_REVISION (a test checks that
     this is the schema the migrations make)."""
-    if _revision(connection) == HEAD_REVISION:
+    revision = _revision(connection)
+    if revision == HEAD_REVISION:
         return
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-    revision = _revision(connection)  # (another replica may have migrated meanwhile)
-    if revision == HEAD_REVISION:
-        return
+        revision = _revision(connection)  # another replica may have migrated meanwhile
+        if revision == HEAD_REVISION:
+            return
     if revision is None and not inspect(connection).get_table_names():
         metadata.create_all(connection)
         version_table.create(connection)
