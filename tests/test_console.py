@@ -44,6 +44,7 @@ async def test_every_page_is_the_app_with_its_settings(
     assert response.headers["Cache-Control"] == "no-cache"
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src 'self';" in csp  # no eval, no inline scripts
     page = await response.text()
     assert _config(page)["resultsUrl"] == "file:///srv/results/{run_id}?a=1&b=<2>"
     assert '<div id="root"></div>' in page

@@ -4,8 +4,9 @@
 Playwright's synchronous API runs its own event loop, so these are plain (not asyncio) tests.
 Chromium comes from the system (``chromium``; Playwright's own browser download is never
 used): without it the tests are skipped, or fail with ``WTRUNNER_REQUIRE_BROWSER=1`` (CI).
-Every test leaves a screenshot of its page in its tmp dir (also when it fails), and no page may
-fetch anything from another origin (the console works offline).
+Every test leaves a screenshot of its page in its tmp dir (also when it fails), no page may
+fetch anything from another origin (the console works offline), and none may do what the
+server's Content-Security-Policy forbids (Chromium reports each such attempt on the console).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect.set_options(timeout=30_000)
 
 FORM = "wt-test-form-workflow"
+# Playwright does not pass on the browser's own reports of what the Content-Security-Policy
+# refused: a script added to every page logs each one on the page's console instead.
+CSP_VIOLATION = "refused by the Content-Security-Policy:"
+REPORT_CSP_VIOLATIONS = f"""
+document.addEventListener("securitypolicyviolation", (event) =>
+  console.error("{CSP_VIOLATION} " + event.violatedDirective + " " + event.blockedURI));
+"""
 
 
 @dataclass(frozen=True)
@@ -100,12 +108,21 @@ def page(browser: Browser, server: Server, tmp_path: Path) -> Iterator[Page]:
 @contextlib.contextmanager
 def open_page(browser: Browser, server: Server, tmp_path: Path) -> Iterator[Page]:
     """A tab of its own; on leaving, a screenshot in tmp_path, and the checks that the page
-    raised no error and fetched nothing from another origin."""
+    raised no error, fetched nothing from another origin and broke no rule of the server's
+    Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     opened = context.new_page()
     crashes: list[str] = []
     elsewhere: list[str] = []
+    refused: list[str] = []
     opened.on("pageerror", lambda error: crashes.append(str(error)))
+    opened.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if message.text.startswith(CSP_VIOLATION) else None
+        ),
+    )
     opened.on(
         "request",
         lambda request: (
@@ -121,12 +138,18 @@ def open_page(browser: Browser, server: Server, tmp_path: Path) -> Iterator[Page
         context.close()
     assert not crashes, crashes
     assert not elsewhere, f"fetched from elsewhere: {elsewhere}"
+    assert not refused, refused
 
 
 def _form_group(page: Page, label: str) -> Any:
     """The rjsf field (label, input, its errors) whose label starts with ``label``."""
     found = page.locator("label.control-label", has_text=re.compile(f"^{re.escape(label)}"))
     return found.locator("xpath=..")
+
+
+def _observer_option(page: Page) -> Any:
+    """The form's choice between an observer and none (rjsf's select of the anyOf options)."""
+    return page.locator("select[id$='_observer__anyof_select']")
 
 
 def _run_id(page: Page) -> str:
@@ -180,9 +203,21 @@ def test_an_invalid_value_shows_its_error_on_the_field_and_submits_nothing(
     page.get_by_label("Habitat").select_option("forest")
     page.get_by_label("Animals counted").fill("-1")
     page.get_by_role("button", name="Run").click()
-    expect(_form_group(page, "Animals counted")).to_contain_text("must be >= 0")
+    expect(_form_group(page, "Animals counted")).to_contain_text("-1 is less than 0")
+    # one message, on the field: none on the sections around it ("a property has errors")
+    expect(page.locator("form.workflow-form .text-danger")).to_have_count(1)
     expect(page.get_by_label("Animals counted")).to_be_focused()
     assert posted == []  # the browser's own check: nothing was sent
+
+    # the optional observer (anyOf of a $ref and null) starts as null: the browser's validator
+    # found null valid against the null option only, and the form shows no observer fields
+    expect(page.get_by_label("Observer name")).to_have_count(0)
+    _observer_option(page).select_option(label="Observer")
+    page.get_by_label("Observer name").fill("A")
+    page.get_by_role("button", name="Run").click()
+    expect(_form_group(page, "Observer name")).to_contain_text("String is too short (1 < 2)")
+    assert posted == []
+    page.get_by_label("Observer name").fill("Al")
 
     # a rule only the server knows (the package's converter checks a pattern its form lacks)
     page.get_by_label("Animals counted").fill("3")
@@ -196,6 +231,25 @@ def test_an_invalid_value_shows_its_error_on_the_field_and_submits_nothing(
     expect(page).to_have_url(f"{server.url}/ui/workflows/{FORM}")
 
 
+def test_a_field_asked_for_only_under_a_condition_comes_and_goes_with_it(
+    page: Page, server: Server
+) -> None:
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    page.goto(f"{server.url}/ui/workflows/{FORM}")
+    depth = page.get_by_label("Water depth (m)")
+    expect(depth).to_have_count(0)
+    page.get_by_label("Site code").fill("ABC")
+    page.get_by_label("Animals counted").fill("4")
+    page.get_by_label("Habitat").select_option("wetland")  # the browser's validator: "if" holds
+    expect(depth).to_be_visible()
+    page.get_by_role("button", name="Run").click()
+    expect(_form_group(page, "Water depth (m)")).to_contain_text("is a required property")
+    assert posted == []
+    page.get_by_label("Habitat").select_option("forest")
+    expect(depth).to_have_count(0)
+
+
 def test_a_valid_submit_creates_a_run_whose_page_shows_the_result(
     page: Page, server: Server
 ) -> None:
@@ -203,6 +257,8 @@ def test_a_valid_submit_creates_a_run_whose_page_shows_the_result(
     page.get_by_label("Site code").fill("KRU")
     page.get_by_label("Habitat").select_option("savanna")
     page.get_by_label("Animals counted").fill("12")
+    _observer_option(page).select_option(label="Observer")
+    page.get_by_label("Observer name").fill("Ana")
     page.get_by_label("Mock I/O").check()
     page.get_by_label("Timeout (seconds)").fill("120")
     page.get_by_role("button", name="Run").click()
@@ -213,6 +269,7 @@ def test_a_valid_submit_creates_a_run_whose_page_shows_the_result(
     expect(result).to_contain_text('"site": "KRU"')
     expect(result).to_contain_text('"habitat": "savanna"')
     expect(result).to_contain_text('"mock_io": true')
+    expect(result).to_contain_text('"name": "Ana"')
     expect(page.get_by_test_id("resolved")).to_contain_text(f"{FORM} 1.0.0")
     expect(page.get_by_test_id("logs-status")).to_have_text("complete")
 

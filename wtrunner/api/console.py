@@ -26,10 +26,9 @@ ROUTE_PREFIX = "console-"
 CONFIG_PLACEHOLDER = '<meta name="wtrunner-config" content="{}" />'
 ASSETS = "assets"
 IMMUTABLE = "public, max-age=31536000, immutable"
-# 'unsafe-eval': the form's validator (Ajv) compiles each workflow's JSON Schema to a function.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self' 'unsafe-eval'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; img-src 'self' data:; "
         "style-src 'self' 'unsafe-inline'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     ),

@@ -1,12 +1,12 @@
 import Form from "@rjsf/core";
 import type { ErrorSchema, RJSFSchema, UiSchema } from "@rjsf/utils";
-import validator from "@rjsf/validator-ajv8";
 import { useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 import { ApiError, getJson, query, sendJson } from "../api";
 import { SourceProblems } from "../components/SourceProblems";
 import { config } from "../config";
 import { isRequestItems, isSchemaItems, toErrorSchema } from "../errors";
+import { formValidator } from "../formValidator";
 import { newRunId, when } from "../format";
 import { useTitle } from "../title";
 import type { RunRecord, WorkflowDetail } from "../types";
@@ -202,7 +202,7 @@ export function WorkflowPage() {
           className="workflow-form"
           schema={form.schema}
           uiSchema={form.uiSchema}
-          validator={validator}
+          validator={formValidator}
           formData={formData}
           extraErrors={extraErrors}
           showErrorList={false}

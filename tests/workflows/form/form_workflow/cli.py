@@ -1,7 +1,9 @@
 """A form for the web console's tests: a required field, an enum, a number with a minimum, a
-uiSchema widget, and one rule its form does not show: ``get rjsf`` leaves out the pattern of
-the site code that ``convert`` enforces (as a package whose form is looser than its checks),
-so only the server finds that mistake."""
+uiSchema widget, an optional model in ``$defs`` (``anyOf`` of a ``$ref`` and null, the shape
+pydantic gives ``Optional[Model]``), a field asked for only in a wetland (``if``/``then``),
+and one rule its form does not show: ``get rjsf`` leaves
+out the pattern of the site code that ``convert`` enforces (as a package whose form is looser
+than its checks), so only the server finds that mistake."""
 
 from __future__ import annotations
 
@@ -34,13 +36,32 @@ SCHEMA: dict[str, Any] = {
                 },
                 "count": {"type": "integer", "title": "Animals counted", "minimum": 0},
                 "notes": {"type": "string", "title": "Notes"},
+                "observer": {
+                    "anyOf": [{"$ref": "#/$defs/Observer"}, {"type": "null"}],
+                    "title": "Observer",
+                    "default": None,
+                },
             },
             "required": ["site", "habitat", "count"],
-            "additionalProperties": False,
+            "if": {"properties": {"habitat": {"const": "wetland"}}, "required": ["habitat"]},
+            "then": {
+                "properties": {
+                    "depth": {"type": "number", "title": "Water depth (m)", "minimum": 0},
+                },
+                "required": ["depth"],
+            },
         },
     },
     "required": ["survey"],
     "additionalProperties": False,
+    "$defs": {
+        "Observer": {
+            "type": "object",
+            "title": "Observer",
+            "properties": {"name": {"type": "string", "title": "Observer name", "minLength": 2}},
+            "required": ["name"],
+        },
+    },
 }
 
 
@@ -73,7 +94,7 @@ WORKFLOW = LooseFormWorkflow(
     ui_schema={
         SECTION: {
             "survey": {
-                "ui:order": ["site", "habitat", "count", "notes"],
+                "ui:order": ["site", "habitat", "*", "notes", "observer"],
                 "notes": {"ui:widget": "textarea"},
             }
         }

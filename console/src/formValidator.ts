@@ -1,0 +1,143 @@
+/**
+ * The form's validator: rjsf's `ValidatorType` over @cfworker/json-schema, which interprets a
+ * schema where Ajv (rjsf's own validator) compiles it into a function with `new Function`. So
+ * the console's Content-Security-Policy needs no 'unsafe-eval'.
+ */
+import { Validator, type OutputUnit, type Schema } from "@cfworker/json-schema";
+import {
+  createErrorHandler,
+  getDefaultFormState,
+  ROOT_SCHEMA_PREFIX,
+  toErrorSchema,
+  unwrapErrorHandler,
+  validationDataMerge,
+  withIdRefPrefix,
+  type CustomValidator,
+  type ErrorTransformer,
+  type RJSFSchema,
+  type RJSFValidationError,
+  type UiSchema,
+  type ValidationData,
+  type ValidatorType,
+} from "@rjsf/utils";
+
+// 2019-09: a $ref's sibling keywords apply too (under draft 7 they are ignored).
+const DRAFT = "2019-09";
+// An error of these keywords is a result in itself even when errors of the schemas inside
+// follow it; an error of any other keyword that is followed by errors from inside it ("a
+// subschema had errors", "property x does not match schema") only says where they are.
+const OWN_RESULT = new Set(["anyOf", "oneOf"]);
+const REQUIRED = /required property "(.*)"\.$/;
+
+type FormData = unknown;
+
+/** A copy the library may mark up (it adds properties to the schema objects it reads). */
+function copy(schema: RJSFSchema): Schema {
+  return structuredClone(schema) as Schema;
+}
+
+/** The instance location "#/a/0/b~1c" as rjsf's property path ".a.0.b/c". */
+function propertyPath(instanceLocation: string): string {
+  return instanceLocation
+    .replace(/^#/, "")
+    .split("/")
+    .slice(1)
+    .map((part) => "." + decodeURIComponent(part).replace(/~1/g, "/").replace(/~0/g, "~"))
+    .join("");
+}
+
+/** The errors to show: those that are results, not signposts to the errors inside them. */
+function results(units: OutputUnit[]): OutputUnit[] {
+  const seen = new Set<string>();
+  return units.filter((unit, index) => {
+    const next = units[index + 1];
+    if (
+      !OWN_RESULT.has(unit.keyword) &&
+      next?.keywordLocation.startsWith(unit.keywordLocation + "/")
+    ) {
+      return false;
+    }
+    const key = `${unit.instanceLocation} ${unit.error}`; // the same error from two branches
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** One error as rjsf shows it; a missing property's error goes on that property's field. */
+function toRjsfError(unit: OutputUnit): RJSFValidationError {
+  let property = propertyPath(unit.instanceLocation);
+  let message = unit.error.replace(/\.$/, "");
+  const missing = unit.keyword === "required" ? REQUIRED.exec(unit.error) : null;
+  if (missing) {
+    property = `${property}.${missing[1]}`;
+    message = "is a required property";
+  }
+  return {
+    name: unit.keyword,
+    property,
+    message,
+    stack: `${property} ${message}`.trim(),
+    schemaPath: unit.keywordLocation,
+  };
+}
+
+/** rjsf's validator interface over @cfworker/json-schema (see the module's docstring). */
+export class FormValidator implements ValidatorType<FormData> {
+  rawValidation<Result = OutputUnit>(
+    schema: RJSFSchema,
+    formData?: FormData,
+  ): { errors?: Result[]; validationError?: Error } {
+    try {
+      const outcome = new Validator(copy(schema), DRAFT, false).validate(formData);
+      return { errors: outcome.valid ? undefined : (outcome.errors as Result[]) };
+    } catch (caught) {
+      // A schema the library cannot use (an unresolved $ref, say): said, not thrown.
+      return { validationError: caught instanceof Error ? caught : new Error(String(caught)) };
+    }
+  }
+
+  validateFormData(
+    formData: FormData | undefined,
+    schema: RJSFSchema,
+    customValidate?: CustomValidator<FormData>,
+    transformErrors?: ErrorTransformer<FormData>,
+    uiSchema?: UiSchema<FormData>,
+  ): ValidationData<FormData> {
+    const { errors: units = [], validationError } = this.rawValidation<OutputUnit>(
+      schema,
+      formData,
+    );
+    let errors = results(units).map(toRjsfError);
+    if (validationError) {
+      const message = validationError.message;
+      errors.push({ property: "", message, stack: message });
+    }
+    if (transformErrors) {
+      errors = transformErrors(errors, uiSchema);
+    }
+    const errorSchema = toErrorSchema<FormData>(errors);
+    if (!customValidate) {
+      return { errors, errorSchema };
+    }
+    const filled = getDefaultFormState<FormData>(this, schema, formData, schema, true);
+    const handler = createErrorHandler<FormData>(filled);
+    const added = unwrapErrorHandler<FormData>(
+      customValidate(filled, handler, uiSchema, errorSchema),
+    );
+    return validationDataMerge<FormData>({ errors, errorSchema }, added);
+  }
+
+  isValid(schema: RJSFSchema, formData: FormData | undefined, rootSchema: RJSFSchema): boolean {
+    try {
+      // The part's "#/..." references point into the root schema, registered under rjsf's name.
+      const validator = new Validator(copy(withIdRefPrefix(schema)), DRAFT, true);
+      validator.addSchema(copy(rootSchema), ROOT_SCHEMA_PREFIX);
+      return validator.validate(formData).valid;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export const formValidator = new FormValidator();
