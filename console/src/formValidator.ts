@@ -27,6 +27,8 @@ const DRAFT = "2019-09";
 // follow it; an error of any other keyword that is followed by errors from inside it ("a
 // subschema had errors", "property x does not match schema") only says where they are.
 const OWN_RESULT = new Set(["anyOf", "oneOf"]);
+// The library's words for a value a `false` schema refuses (an additional property, say).
+const REFUSED = "False boolean schema.";
 const REQUIRED = /required property "(.*)"\.$/;
 
 type FormData = unknown;
@@ -46,15 +48,23 @@ function propertyPath(instanceLocation: string): string {
     .join("");
 }
 
+/** Whether `inner` is an error found inside the schema or the value `outer` is about. An
+ * additional property's schema checks it at the keyword's own location, and a `false` schema's
+ * error has the value's location as its keyword location. */
+function isInside(inner: OutputUnit, outer: OutputUnit): boolean {
+  if (inner.keywordLocation.startsWith(outer.keywordLocation + "/")) return true;
+  return (
+    inner.instanceLocation.startsWith(outer.instanceLocation + "/") &&
+    (inner.keywordLocation === outer.keywordLocation || inner.keyword === "false")
+  );
+}
+
 /** The errors to show: those that are results, not signposts to the errors inside them. */
 function results(units: OutputUnit[]): OutputUnit[] {
   const seen = new Set<string>();
   return units.filter((unit, index) => {
     const next = units[index + 1];
-    if (
-      !OWN_RESULT.has(unit.keyword) &&
-      next?.keywordLocation.startsWith(unit.keywordLocation + "/")
-    ) {
+    if (!OWN_RESULT.has(unit.keyword) && next !== undefined && isInside(next, unit)) {
       return false;
     }
     const key = `${unit.instanceLocation} ${unit.error}`; // the same error from two branches
@@ -67,7 +77,7 @@ function results(units: OutputUnit[]): OutputUnit[] {
 /** One error as rjsf shows it; a missing property's error goes on that property's field. */
 function toRjsfError(unit: OutputUnit): RJSFValidationError {
   let property = propertyPath(unit.instanceLocation);
-  let message = unit.error.replace(/\.$/, "");
+  let message = unit.error === REFUSED ? "is not allowed" : unit.error.replace(/\.$/, "");
   const missing = unit.keyword === "required" ? REQUIRED.exec(unit.error) : null;
   if (missing) {
     property = `${property}.${missing[1]}`;
