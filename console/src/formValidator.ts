@@ -59,10 +59,40 @@ function isInside(inner: OutputUnit, outer: OutputUnit): boolean {
   );
 }
 
+/** The units of the options of an `anyOf` or `oneOf` no option of which the value matched,
+ * that say nothing useful: when the value has the type of one option only (a model, not
+ * null, in an optional model), that option's errors are what is wrong, and "matches no
+ * option" and the other options' type errors are noise. Where the value's type fits several
+ * options or none, every error stays. */
+function beside(units: OutputUnit[]): Set<OutputUnit> {
+  const dropped = new Set<OutputUnit>();
+  units.forEach((unit, index) => {
+    if (!OWN_RESULT.has(unit.keyword)) return;
+    const prefix = unit.keywordLocation + "/";
+    const byOption = new Map<string, OutputUnit[]>();
+    for (const inner of units.slice(index + 1)) {
+      if (!inner.keywordLocation.startsWith(prefix)) break;
+      const option = inner.keywordLocation.slice(prefix.length).split("/")[0];
+      byOption.set(option, [...(byOption.get(option) ?? []), inner]);
+    }
+    const wrongType = (inner: OutputUnit) =>
+      inner.keyword === "type" && inner.instanceLocation === unit.instanceLocation;
+    const fitting = [...byOption.values()].filter((option) => !option.some(wrongType));
+    if (fitting.length !== 1) return;
+    dropped.add(unit);
+    for (const option of byOption.values()) {
+      if (option !== fitting[0]) option.forEach((inner) => dropped.add(inner));
+    }
+  });
+  return dropped;
+}
+
 /** The errors to show: those that are results, not signposts to the errors inside them. */
 function results(units: OutputUnit[]): OutputUnit[] {
   const seen = new Set<string>();
+  const noise = beside(units);
   return units.filter((unit, index) => {
+    if (noise.has(unit)) return false;
     const next = units[index + 1];
     if (!OWN_RESULT.has(unit.keyword) && next !== undefined && isInside(next, unit)) {
       return false;
