@@ -1,9 +1,9 @@
 """A form for the web console's tests: a required field, an enum, a number with a minimum, a
 uiSchema widget, an optional model in ``$defs`` (``anyOf`` of a ``$ref`` and null, the shape
 pydantic gives ``Optional[Model]``), a field asked for only in a wetland (``if``/``then``),
-and one rule its form does not show: ``get rjsf`` leaves
-out the pattern of the site code that ``convert`` enforces (as a package whose form is looser
-than its checks), so only the server finds that mistake."""
+and one rule its form does not show: ``get rjsf`` leaves out the pattern of the site code that
+``convert`` enforces (as a package whose form is looser than its checks), so only the server
+finds that mistake."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ SCHEMA: dict[str, Any] = {
                 },
             },
             "required": ["site", "habitat", "count"],
+            # no additionalProperties: False here, which would refuse the depth "then" adds
             "if": {"properties": {"habitat": {"const": "wetland"}}, "required": ["habitat"]},
             "then": {
                 "properties": {
