@@ -3,7 +3,13 @@
  * schema where Ajv (rjsf's own validator) compiles it into a function with `new Function`. So
  * the console's Content-Security-Policy needs no 'unsafe-eval'.
  */
-import { Validator, type OutputUnit, type Schema } from "@cfworker/json-schema";
+import {
+  dereference,
+  validate,
+  Validator,
+  type OutputUnit,
+  type Schema,
+} from "@cfworker/json-schema";
 import {
   createErrorHandler,
   getDefaultFormState,
@@ -32,6 +38,11 @@ const REFUSED = "False boolean schema.";
 const REQUIRED = /required property "(.*)"\.$/;
 
 type FormData = unknown;
+type Lookup = Record<string, Schema | boolean>;
+
+// The root schema's parts by URI, made once per root schema: rjsf asks whether data fits a
+// part of it (an anyOf option, an if) many times per render, with the same root object.
+const rootLookups = new WeakMap<RJSFSchema, Lookup>();
 
 /** A copy the library may mark up (it adds properties to the schema objects it reads). */
 function copy(schema: RJSFSchema): Schema {
@@ -171,9 +182,15 @@ export class FormValidator implements ValidatorType<FormData> {
   isValid(schema: RJSFSchema, formData: FormData | undefined, rootSchema: RJSFSchema): boolean {
     try {
       // The part's "#/..." references point into the root schema, registered under rjsf's name.
-      const validator = new Validator(copy(withIdRefPrefix(schema)), DRAFT, true);
-      validator.addSchema(copy(rootSchema), ROOT_SCHEMA_PREFIX);
-      return validator.validate(formData).valid;
+      let root = rootLookups.get(rootSchema);
+      if (root === undefined) {
+        root = dereference({ ...copy(rootSchema), $id: ROOT_SCHEMA_PREFIX });
+        rootLookups.set(rootSchema, root);
+      }
+      const part = copy(withIdRefPrefix(schema));
+      // the part's own URIs go into a layer over the root's, which stays as it is
+      const lookup = dereference(part, Object.create(root) as Lookup);
+      return validate(formData, part, DRAFT, lookup, true).valid;
     } catch {
       return false;
     }
