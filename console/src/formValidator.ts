@@ -70,11 +70,10 @@ function isInside(inner: OutputUnit, outer: OutputUnit): boolean {
   );
 }
 
-/** The units of the options of an `anyOf` or `oneOf` no option of which the value matched,
- * that say nothing useful: when the value has the type of one option only (a model, not
- * null, in an optional model), that option's errors are what is wrong, and "matches no
- * option" and the other options' type errors are noise. Where the value's type fits several
- * options or none, every error stays. */
+/** The errors to leave out around an `anyOf` or `oneOf` the value matched no option of. When
+ * the value has the type of one option only (an optional model that is filled in: an object,
+ * not null), that option's errors say what is wrong; "matches no option" and the other
+ * options' errors are noise. Where its type fits several options or none, all stay. */
 function beside(units: OutputUnit[]): Set<OutputUnit> {
   const dropped = new Set<OutputUnit>();
   units.forEach((unit, index) => {
