@@ -36,7 +36,11 @@ SCHEMA = {
 def run(context: RunContext) -> dict[str, int]:
     options = context.params["orphan"]
     grandchild = subprocess.Popen([sys.executable, "-c", GRANDCHILD])
-    Path(options["pid_file"]).write_text(str(grandchild.pid))
+    # atomically: a test that sees the file must not read it empty
+    pid_file = Path(options["pid_file"])
+    partial = pid_file.with_name(pid_file.name + ".partial")
+    partial.write_text(str(grandchild.pid))
+    partial.replace(pid_file)
     if options.get("then", "sleep") == "sleep":
         time.sleep(float(options.get("seconds", 600)))
     return {"grandchild": grandchild.pid}

@@ -33,7 +33,11 @@ def run(context: RunContext) -> dict[str, float]:
     if options.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if "pid_file" in options:
-        Path(options["pid_file"]).write_text(str(os.getpid()))
+        # atomically: a test that sees the file must not read it empty
+        pid_file = Path(options["pid_file"])
+        partial = pid_file.with_name(pid_file.name + ".partial")
+        partial.write_text(str(os.getpid()))
+        partial.replace(pid_file)
     seconds = float(options["seconds"])
     time.sleep(seconds)
     return {"slept": seconds}
