@@ -6,7 +6,7 @@ Chromium comes from the system (``chromium``; Playwright's own browser download 
 used): without it the tests are skipped, or fail with ``WTRUNNER_REQUIRE_BROWSER=1`` (CI).
 Every test leaves a screenshot of its page in its tmp dir (also when it fails), no page may
 fetch anything from another origin (the console works offline), and none may do what the
-server's Content-Security-Policy forbids (Chromium reports each such attempt on the console).
+server's Content-Security-Policy forbids (a script added to each page reports such attempts).
 """
 
 from __future__ import annotations

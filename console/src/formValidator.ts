@@ -3,13 +3,7 @@
  * schema where Ajv (rjsf's own validator) compiles it into a function with `new Function`. So
  * the console's Content-Security-Policy needs no 'unsafe-eval'.
  */
-import {
-  dereference,
-  validate,
-  Validator,
-  type OutputUnit,
-  type Schema,
-} from "@cfworker/json-schema";
+import { dereference, validate, type OutputUnit, type Schema } from "@cfworker/json-schema";
 import {
   createErrorHandler,
   getDefaultFormState,
@@ -139,7 +133,8 @@ export class FormValidator implements ValidatorType<FormData> {
     formData?: FormData,
   ): { errors?: Result[]; validationError?: Error } {
     try {
-      const outcome = new Validator(copy(schema), DRAFT, false).validate(formData);
+      const whole = copy(schema);
+      const outcome = validate(formData, whole, DRAFT, dereference(whole), false);
       return { errors: outcome.valid ? undefined : (outcome.errors as Result[]) };
     } catch (caught) {
       // A schema the library cannot use (an unresolved $ref, say): said, not thrown.
